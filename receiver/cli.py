@@ -1,0 +1,275 @@
+"""The `aurous-receiver` command. Errors are one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+
+from receiver import jobs
+from receiver.keyring import SecretStore
+from receiver.logs import configure_logging
+from receiver.runtime import load_secret_box
+from receiver.settings import Settings, SettingsError, parse_duration
+from storage.db import Database
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.types import utcnow
+
+__all__ = ["cli", "main"]
+
+T = TypeVar("T")
+
+
+class _Group(click.Group):
+    """Turns any unexpected exception into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SettingsError as exc:
+            raise click.ClickException(f"configuration: {exc}") from None
+        except Exception as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise click.ClickException(message[:400]) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+async def migrated_db(settings: Settings) -> Database:
+    db = Database(settings.database_url)
+    async with db.read() as conn:
+        current = await current_revision(conn)
+    if current != head_revision():
+        await db.dispose()
+        raise click.ClickException("the database is not migrated; run `aurous-receiver migrate`")
+    return db
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="aurous-receiver")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Receive, track, archive and audit Aurous Labs generation jobs."""
+    ctx.obj = Settings.from_env()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Upgrade the database schema before serving.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from receiver.app import create_app
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log_format)
+    if migrate:
+        run(_migrate(settings))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Upgrade the database schema to the latest revision."""
+    revision = run(_migrate(settings_from(ctx)))
+    click.echo(f"database at revision {revision}")
+
+
+async def _migrate(settings: Settings) -> str | None:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.read() as conn:
+            return await current_revision(conn)
+    finally:
+        await db.dispose()
+
+
+@cli.group()
+def secrets() -> None:
+    """Manage the webhook keyring."""
+
+
+def _with_secrets(settings: Settings, action: Any) -> Any:
+    box = load_secret_box(settings)
+    return run(_with_db(settings, lambda db: action(SecretStore(db, box))))
+
+
+@secrets.command("add")
+@click.argument("secret")
+@click.option("--expires-in", help="Stop trusting it after this long, e.g. 24h or 7d.")
+@click.option("--label", help="A note for operators.")
+@click.pass_context
+def secrets_add(ctx: click.Context, secret: str, expires_in: str | None, label: str | None) -> None:
+    """Trust SECRET for webhook signatures (use - to read it from stdin)."""
+    if secret == "-":
+        secret = sys.stdin.readline().strip()
+    expires_at = utcnow() + timedelta(seconds=parse_duration(expires_in)) if expires_in else None
+    secret_id = _with_secrets(
+        settings_from(ctx),
+        lambda store: store.add(secret, source="cli", label=label, expires_at=expires_at),
+    )
+    click.echo(f"added secret {secret_id}")
+
+
+@secrets.command("list")
+@click.pass_context
+def secrets_list(ctx: click.Context) -> None:
+    """Show every secret: preview, state, expiry, last match."""
+    rows = _with_secrets(settings_from(ctx), lambda store: store.list())
+    now = utcnow()
+    table = [("ID", "STATE", "PREVIEW", "SOURCE", "EXPIRES", "LAST MATCHED", "MATCHES", "LABEL")]
+    table += [
+        (
+            str(s.id),
+            s.state(now),
+            s.preview,
+            s.source,
+            _when(s.expires_at),
+            _when(s.last_matched_at),
+            str(s.match_count),
+            s.label or "",
+        )
+        for s in rows
+    ]
+    _print_table(table)
+
+
+@secrets.command("retire")
+@click.argument("secret_id", type=int)
+@click.pass_context
+def secrets_retire(ctx: click.Context, secret_id: int) -> None:
+    """Stop trusting secret SECRET_ID now."""
+    _with_secrets(settings_from(ctx), lambda store: store.retire(secret_id))
+    click.echo(f"retired secret {secret_id}")
+
+
+@cli.group(name="jobs")
+def jobs_group() -> None:
+    """Inspect and track jobs."""
+
+
+@jobs_group.command("list")
+@click.option("--status")
+@click.option("--kind", type=click.Choice(["image", "video", "unknown"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@click.pass_context
+def jobs_list(
+    ctx: click.Context, status: str | None, kind: str | None, limit: int, as_json: bool
+) -> None:
+    """List tracked jobs, newest first."""
+    page = run(
+        _with_db(
+            settings_from(ctx),
+            lambda db: jobs.list_jobs(db, status=status, kind=kind, cursor=None, limit=limit),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps(page, indent=2))
+        return
+    table = [("ID", "KIND", "STATUS", "SEEN VIA", "COST", "OUTPUTS", "CREATED")]
+    for job in page["data"]:
+        states = ",".join(o["state"] for o in job["outputs"]) or "-"
+        amount = job["cost"]["amount"]
+        table.append(
+            (
+                job["id"],
+                job["kind"],
+                job["status"],
+                job["first_seen_via"],
+                "-" if amount is None else f"{amount:g}",
+                states,
+                job["created_at"] or "-",
+            )
+        )
+    _print_table(table)
+
+
+@jobs_group.command("show")
+@click.argument("job_id")
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str) -> None:
+    """Show one job with its outputs and event history (JSON)."""
+
+    async def fetch(db: Database) -> dict[str, Any] | None:
+        job = await jobs.get_job(db, job_id)
+        if job is not None:
+            job["events"] = await jobs.job_events(db, job_id)
+        return job
+
+    job = run(_with_db(settings_from(ctx), fetch))
+    if job is None:
+        raise click.ClickException(f"no job {job_id!r} is tracked here")
+    click.echo(json.dumps(job, indent=2))
+
+
+@jobs_group.command("track")
+@click.argument("job_id")
+@click.pass_context
+def jobs_track(ctx: click.Context, job_id: str) -> None:
+    """Start tracking JOB_ID (img_… or vid_…); polling fills in its state."""
+    from receiver.routes.jobs import JOB_ID
+
+    if not JOB_ID.match(job_id):
+        raise click.BadParameter("must look like img_… or vid_…", param_hint="JOB_ID")
+    job, created = run(_with_db(settings_from(ctx), lambda db: jobs.track(db, job_id)))
+    click.echo(f"{'now tracking' if created else 'already tracked'}: {job['id']} ({job['status']})")
+
+
+async def _with_db(settings: Settings, action: Any) -> Any:
+    db = await migrated_db(settings)
+    try:
+        return await action(db)
+    finally:
+        await db.dispose()
+
+
+@cli.command()
+def demo() -> None:
+    """Run the simulator and the receiver together on loopback."""
+    click.echo("`demo` arrives with the simulator (issue 3).")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def main() -> None:
+    cli(prog_name="aurous-receiver")

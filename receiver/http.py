@@ -1,0 +1,164 @@
+"""What every HTTP response shares: the error envelope (shaped like Aurous's own) and the
+`Receiver-Request-Id` header, plus the exception handlers that produce them."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from receiver.ids import new_id
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "ApiError",
+    "current_request_id",
+    "error_response",
+    "exception_handlers",
+    "request_id_middleware",
+]
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "Receiver-Request-Id"
+_request_id: ContextVar[str | None] = ContextVar("receiver_request_id", default=None)
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "authentication",
+    404: "not_found",
+    405: "invalid_request",
+    409: "invalid_request",
+    413: "invalid_request",
+    415: "invalid_request",
+    422: "invalid_request",
+    429: "rate_limit",
+}
+_CODE_BY_STATUS = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "resource_not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+class ApiError(Exception):
+    """Raised by handlers for a clear, expected error; becomes the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[bytes]:
+    error: dict[str, Any] = {
+        "type": _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request"),
+        "code": code,
+        "message": message,
+        "request_id": current_request_id(),
+    }
+    if param is not None:
+        error["param"] = param
+    error.update(extra or {})
+    return Response(
+        msgspec.json.encode({"error": error}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        request_id = new_id("rcv_")
+        token = _request_id.set(request_id)
+        header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)
+
+    return middleware
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return error_response(
+        exc.status, exc.code, exc.message, param=exc.param, headers=exc.headers, extra=exc.extra
+    )
+
+
+def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    param = next((str(e.get("key")) for e in extra if isinstance(e, dict) and e.get("key")), None)
+    detail = "; ".join(str(e.get("message")) for e in extra if isinstance(e, dict))
+    message = f"{exc.detail}: {detail}" if detail else str(exc.detail)
+    return error_response(400, "invalid_parameter", message, param=param)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    if isinstance(exc, NotAuthorizedException):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="aurous-receiver"')
+    code = _CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request")
+    return error_response(status, code, str(exc.detail), headers=headers)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "the receiver hit an unexpected error")
+
+
+exception_handlers: dict[Any, Any] = {
+    ApiError: _api_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -1,0 +1,173 @@
+"""The webhook keyring as stored: secrets encrypted at rest, imported from the environment or
+added by the CLI, cached briefly and reloaded on a miss so new secrets work without a restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from receiver.signing import Keyring, KeyringEntry, Match, RejectReason, SignatureRejected, verify
+from storage import gateway
+from storage.crypto import SecretBox
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["SecretError", "SecretInfo", "SecretStore", "preview_secret"]
+
+_PURPOSE = b"webhook_secret"
+_CACHE_S = 1.0
+_MISS_RELOAD_S = 0.25
+_RELOAD_ON = {RejectReason.NO_MATCHING_SIGNATURE, RejectReason.NO_ACTIVE_SECRET}
+
+
+class SecretError(ValueError):
+    """A secret cannot be added or changed; the message says why."""
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    id: int
+    label: str | None
+    source: str
+    preview: str
+    created_at: datetime
+    expires_at: datetime | None
+    retired_at: datetime | None
+    last_matched_at: datetime | None
+    match_count: int
+
+    def state(self, now: datetime) -> str:
+        if self.retired_at is not None:
+            return "retired"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def preview_secret(secret: str) -> str:
+    prefix = "whsec_" if secret.startswith("whsec_") else ""
+    body = secret[len(prefix) :]
+    return f"{prefix}{body[:3]}…{body[-4:]}" if len(body) > 8 else f"{prefix}…"
+
+
+def validate_secret(secret: str) -> str:
+    secret = secret.strip()
+    if not 8 <= len(secret) <= 512 or any(c.isspace() for c in secret) or not secret.isprintable():
+        raise SecretError("a webhook secret is 8 to 512 printable characters without spaces")
+    return secret
+
+
+class SecretStore:
+    def __init__(self, db: Database, box: SecretBox, *, clock: Callable[[], float] = time.time):
+        self._db = db
+        self._box = box
+        self._clock = clock
+        self._keyring = Keyring()
+        self._loaded_at = float("-inf")
+
+    async def add(
+        self,
+        secret: str,
+        *,
+        source: str,
+        label: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> int:
+        """The new secret's id. Adding a secret that is already stored is an error."""
+        secret = validate_secret(secret)
+        async with self._db.write() as conn:
+            new_id = await gateway.insert_secret(conn, self._row(secret, source, label, expires_at))
+        if new_id is None:
+            raise SecretError("this secret is already in the keyring")
+        self._loaded_at = float("-inf")
+        return new_id
+
+    async def bootstrap(self, secrets: Sequence[str]) -> list[int]:
+        """Import secrets from the environment once; ones already stored are left as they are."""
+        added = []
+        async with self._db.write() as conn:
+            for secret in secrets:
+                row = self._row(validate_secret(secret), "env", "from AUROUS_WEBHOOK_SECRET", None)
+                new_id = await gateway.insert_secret(conn, row)
+                if new_id is not None:
+                    added.append(new_id)
+        self._loaded_at = float("-inf")
+        return added
+
+    async def find(self, secret: str) -> int | None:
+        async with self._db.read() as conn:
+            return await gateway.secret_id_by_fingerprint(conn, self._box.fingerprint(secret))
+
+    async def retire(self, secret_id: int) -> None:
+        async with self._db.write() as conn:
+            if not await gateway.retire_secret(conn, secret_id, utcnow()):
+                raise SecretError(f"no active secret with id {secret_id}")
+        self._loaded_at = float("-inf")
+
+    async def expire(self, secret_id: int, at: datetime) -> None:
+        async with self._db.write() as conn:
+            if not await gateway.set_secret_expiry(conn, secret_id, at):
+                raise SecretError(f"no secret with id {secret_id}")
+        self._loaded_at = float("-inf")
+
+    async def list(self) -> list[SecretInfo]:
+        async with self._db.read() as conn:
+            rows = await gateway.list_secrets(conn)
+        return [
+            SecretInfo(
+                r.id,
+                r.label,
+                r.source,
+                r.preview,
+                r.created_at,
+                r.expires_at,
+                r.retired_at,
+                r.last_matched_at,
+                r.match_count,
+            )
+            for r in rows
+        ]
+
+    async def verify(self, body: bytes, header: str | None, *, tolerance_s: int) -> Match:
+        """Verify against the cached keyring, reloading it once when nothing matched."""
+        now = self._clock()
+        if now - self._loaded_at > _CACHE_S:
+            await self.reload()
+        try:
+            return verify(body, header, self._keyring, now=now, tolerance_s=tolerance_s)
+        except SignatureRejected as rejected:
+            if rejected.reason not in _RELOAD_ON or now - self._loaded_at < _MISS_RELOAD_S:
+                raise
+        await self.reload()
+        return verify(body, header, self._keyring, now=now, tolerance_s=tolerance_s)
+
+    async def reload(self) -> Keyring:
+        async with self._db.read() as conn:
+            rows = await gateway.list_secrets(conn, include_retired=False)
+        self._keyring = Keyring(
+            tuple(
+                KeyringEntry(
+                    r.id,
+                    self._box.open(r.ciphertext, _PURPOSE).encode(),
+                    r.expires_at.timestamp() if r.expires_at else None,
+                )
+                for r in rows
+            )
+        )
+        self._loaded_at = self._clock()
+        return self._keyring
+
+    def _row(
+        self, secret: str, source: str, label: str | None, expires_at: datetime | None
+    ) -> dict[str, object]:
+        return {
+            "label": label,
+            "source": source,
+            "ciphertext": self._box.seal(secret, _PURPOSE),
+            "fingerprint": self._box.fingerprint(secret),
+            "preview": preview_secret(secret),
+            "created_at": datetime.now(UTC),
+            "expires_at": expires_at,
+        }

@@ -1,0 +1,42 @@
+"""Health, readiness and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from receiver.http import error_response
+from receiver.runtime import RuntimeDep
+from storage.migrate import current_revision
+
+__all__ = ["get_health", "get_metrics", "get_readiness"]
+
+
+@get("/healthz", operation_id="getHealth", summary="The process is up")
+async def get_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", operation_id="getReadiness", summary="Database reachable and migrated to head")
+async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
+    try:
+        async with runtime.db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+            revision = await current_revision(conn)
+    except Exception as exc:
+        return error_response(503, "database_unreachable", f"database unreachable: {exc}"[:300])
+    if revision != runtime.head_revision:
+        return error_response(
+            503,
+            "migrations_pending",
+            f"database at {revision}, code expects {runtime.head_revision}",
+        )
+    return Response({"status": "ready", "database": "ok", "revision": revision})
+
+
+@get("/metrics", operation_id="getMetrics", summary="Prometheus metrics")
+async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,103 @@
+"""POST /webhooks/aurous: raw bytes are verified before anything parses them; a delivery is
+acknowledged only once it and its job change are committed."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from receiver.envelope import EnvelopeError, decode_envelope
+from receiver.http import current_request_id, error_response
+from receiver.intake import (
+    IntakeClosed,
+    Outcome,
+    RejectedRequest,
+    RequestFacts,
+    VerifiedDelivery,
+)
+from receiver.runtime import RuntimeDep
+from receiver.signing import HEADER, RejectReason, SignatureRejected
+
+__all__ = ["receive_webhook"]
+
+_KEPT_HEADERS = (
+    "content-type",
+    "content-length",
+    "user-agent",
+    "aurous-request-id",
+    "aurous-webhook-signature",
+    "x-forwarded-for",
+)
+_BODIES = {
+    Outcome.ACCEPTED: b'{"status":"accepted"}',
+    Outcome.DUPLICATE: b'{"status":"duplicate"}',
+    Outcome.QUARANTINED: b'{"status":"quarantined"}',
+}
+
+
+@post(
+    "/webhooks/aurous",
+    operation_id="receiveAurousWebhook",
+    summary="Receive an Aurous webhook",
+    status_code=200,
+    include_in_schema=True,
+)
+async def receive_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[bytes]:
+    facts = _facts(request)
+    try:
+        body = await request.body()
+    except RequestEntityTooLarge:
+        size = request.content_length or 0
+        rejected = SignatureRejected(
+            RejectReason.BODY_TOO_LARGE,
+            f"body is larger than {runtime.settings.max_body_bytes} bytes",
+        )
+        return await _reject(runtime, rejected, b"", size, facts)
+    started = time.perf_counter()
+    try:
+        match = await runtime.secrets.verify(
+            body, request.headers.get(HEADER), tolerance_s=runtime.settings.signature_tolerance_s
+        )
+    except SignatureRejected as rejected:
+        return await _reject(runtime, rejected, body, len(body), facts)
+    finally:
+        runtime.metrics.verify_seconds.observe(time.perf_counter() - started)
+    try:
+        delivery = VerifiedDelivery(body, match, facts, decode_envelope(body))
+    except EnvelopeError as exc:
+        delivery = VerifiedDelivery(body, match, facts, None, str(exc)[:500])
+    try:
+        outcome = await runtime.intake.submit(delivery)
+    except IntakeClosed:
+        return error_response(503, "unavailable", "the receiver is shutting down; retry")
+    runtime.metrics.deliveries.labels(outcome.value, "").inc()
+    status = 202 if outcome is Outcome.QUARANTINED else 200
+    return Response(_BODIES[outcome], status_code=status, media_type="application/json")
+
+
+async def _reject(
+    runtime: RuntimeDep, rejected: SignatureRejected, body: bytes, size: int, facts: RequestFacts
+) -> Response[bytes]:
+    runtime.metrics.deliveries.labels("rejected", rejected.reason.value).inc()
+    with contextlib.suppress(IntakeClosed):  # the answer is a rejection either way
+        await runtime.intake.submit(
+            RejectedRequest(rejected.reason.value, rejected.message, body, size, facts)
+        )
+    return error_response(rejected.reason.http_status, rejected.reason.value, rejected.message)
+
+
+def _facts(request: Request[Any, Any, Any]) -> RequestFacts:
+    headers = {
+        name: request.headers[name][:1000] for name in _KEPT_HEADERS if name in request.headers
+    }
+    return RequestFacts(
+        received_at=datetime.now(UTC),
+        headers=headers,
+        remote_addr=request.client.host if request.client else None,
+        request_id=current_request_id(),
+    )

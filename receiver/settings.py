@@ -1,0 +1,130 @@
+"""Every setting the service reads from its environment, read once into a frozen object.
+
+The object is passed to `create_app` and the CLI commands; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "parse_duration"]
+
+DEFAULT_BASE_URL = "https://api.aurous-labs.com"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message names the variable."""
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in '90', '90s', '15m', '24h', '7d' or '2w'."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    if not number.isdigit():
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)")
+    return int(number) * _DURATION_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    media_url: str = ""
+    aurous_api_key: str | None = None
+    aurous_base_url: str = DEFAULT_BASE_URL
+    aurous_version: str | None = None
+    bootstrap_secrets: tuple[str, ...] = ()
+    admin_token: str | None = None
+    master_key: str | None = None
+    signature_tolerance_s: int = 300
+    max_body_bytes: int = 10 * 1024 * 1024
+    output_ttl_s: int = 86400
+    poll_budget_per_min: int = 300
+    tick_s: float = 5.0
+    sweep_interval_s: float = 60.0
+    archive_concurrency: int = 4
+    download_hosts: tuple[str, ...] = ()
+    log_format: str = "text"
+    background: bool = field(default=True)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            db_path = (self.data_dir / "receiver.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_path}")
+        if not self.media_url:
+            object.__setattr__(self, "media_url", f"file://{(self.data_dir / 'media').resolve()}")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("RECEIVER_LOG_FORMAT must be 'text' or 'json'")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (var, convert) in _ENV_FIELDS.items():
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = convert(raw.strip())
+            except (ValueError, SettingsError) as exc:
+                raise SettingsError(f"{var}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise SettingsError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise SettingsError("must be a positive number")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _base_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError("must start with http:// or https://")
+    return raw.rstrip("/")
+
+
+_ENV_FIELDS: dict[str, tuple[str, Any]] = {
+    "data_dir": ("RECEIVER_DATA_DIR", Path),
+    "database_url": ("RECEIVER_DATABASE_URL", str),
+    "media_url": ("RECEIVER_MEDIA_URL", str),
+    "aurous_api_key": ("AUROUS_API_KEY", str),
+    "aurous_base_url": ("AUROUS_BASE_URL", _base_url),
+    "aurous_version": ("AUROUS_VERSION", str),
+    "bootstrap_secrets": ("AUROUS_WEBHOOK_SECRET", _csv),
+    "admin_token": ("RECEIVER_ADMIN_TOKEN", str),
+    "master_key": ("RECEIVER_MASTER_KEY", str),
+    "signature_tolerance_s": ("RECEIVER_SIGNATURE_TOLERANCE_S", _positive_int),
+    "max_body_bytes": ("RECEIVER_MAX_BODY_BYTES", _positive_int),
+    "output_ttl_s": ("RECEIVER_OUTPUT_TTL_S", _positive_int),
+    "poll_budget_per_min": ("RECEIVER_POLL_BUDGET_PER_MIN", _positive_int),
+    "tick_s": ("RECEIVER_TICK_S", _positive_float),
+    "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _positive_float),
+    "archive_concurrency": ("RECEIVER_ARCHIVE_CONCURRENCY", _positive_int),
+    "download_hosts": ("RECEIVER_DOWNLOAD_HOSTS", _csv),
+    "log_format": ("RECEIVER_LOG_FORMAT", str),
+}

@@ -1,0 +1,172 @@
+"""The tables. The naming convention is set before any table so constraint names are stable
+across SQLite and PostgreSQL and Alembic can compare them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import JSON, BigInteger, Index, LargeBinary, Table, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+__all__ = [
+    "DELIVERY",
+    "JOB",
+    "JOB_EVENT",
+    "OUTPUT",
+    "REJECTION_COUNT",
+    "WEBHOOK_SECRET",
+    "Delivery",
+    "Job",
+    "JobEvent",
+    "Output",
+    "RejectionCount",
+    "WebhookSecret",
+    "metadata",
+]
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = SQLModel.metadata
+
+
+def _utc(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class WebhookSecret(SQLModel, table=True):
+    __tablename__ = "webhook_secret"
+
+    id: int | None = Field(default=None, primary_key=True)
+    label: str | None = None
+    source: str  # env | cli | rotation
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    fingerprint: str = Field(unique=True)  # keyed hash: finds the same secret without decrypting
+    preview: str
+    created_at: datetime = _utc(nullable=False)
+    expires_at: datetime | None = _utc()
+    retired_at: datetime | None = _utc()
+    last_matched_at: datetime | None = _utc()
+    match_count: int = 0
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (Index(None, "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str | None = Field(default=None, unique=True)  # NULL for rejected requests
+    event_type: str | None = None
+    status: str  # processed | duplicate | quarantined | rejected
+    duplicate_of: int | None = None  # the delivery that carried this event first
+    reject_reason: str | None = None
+    received_at: datetime = _utc(nullable=False)
+    signature_t: int | None = Field(default=None, sa_type=BigInteger)
+    secret_id: int | None = None
+    job_id: str | None = Field(default=None, index=True)
+    synthetic: bool = False
+    body: bytes = Field(sa_type=LargeBinary)
+    body_size: int = 0
+    headers: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    remote_addr: str | None = None
+    request_id: str | None = None
+
+
+class RejectionCount(SQLModel, table=True):
+    """Counters survive the pruning of rejected rows, so totals stay exact."""
+
+    __tablename__ = "rejection_count"
+
+    reason: str = Field(primary_key=True)
+    count: int = Field(default=0, sa_type=BigInteger)
+    last_at: datetime = _utc(nullable=False)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index(None, "first_seen_at", "id"),
+        Index(None, "status", "first_seen_at"),
+        Index(None, "terminal", "next_poll_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    kind: str  # image | video | unknown
+    status: str
+    terminal: bool = False
+    first_seen_via: str
+    terminal_via: str | None = None
+    created_at: datetime | None = _utc()
+    completed_at: datetime | None = _utc()
+    first_seen_at: datetime = _utc(nullable=False)
+    last_observed_at: datetime = _utc(nullable=False)
+    next_poll_at: datetime | None = _utc()
+    poll_attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _utc()
+    cost_micros: int | None = Field(default=None, sa_type=BigInteger)
+    cost_state: str | None = None  # held | charged
+    cost_currency: str = "credit"
+    model: str | None = None
+    error_message: str | None = Field(default=None, sa_type=Text)
+    request_fingerprint: str | None = None
+    idempotency_key: str | None = Field(default=None, unique=True)
+    request_metadata: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    last_response: bytes | None = Field(default=None, sa_type=LargeBinary)
+
+
+class JobEvent(SQLModel, table=True):
+    __tablename__ = "job_event"
+    __table_args__ = (Index(None, "job_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id")
+    at: datetime = _utc(nullable=False)
+    source: str  # webhook:evt_… | poll | sweep | api
+    from_status: str | None = None
+    to_status: str
+    applied: bool
+    note: str | None = None
+
+
+class Output(SQLModel, table=True):
+    __tablename__ = "output"
+    __table_args__ = (
+        UniqueConstraint("job_id", "index"),
+        Index(None, "state", "deadline"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id")
+    index: int
+    source_url: str = Field(sa_type=Text)
+    deadline: datetime = _utc(nullable=False)
+    state: str = "pending"  # pending | archived | lost | none
+    attempts: int = 0
+    next_attempt_at: datetime | None = _utc()
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _utc()
+    sha256: str | None = None
+    size: int | None = Field(default=None, sa_type=BigInteger)
+    content_type: str | None = None
+    archived_at: datetime | None = _utc()
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+WEBHOOK_SECRET = _table(WebhookSecret)
+DELIVERY = _table(Delivery)
+REJECTION_COUNT = _table(RejectionCount)
+JOB = _table(Job)
+JOB_EVENT = _table(JobEvent)
+OUTPUT = _table(Output)
