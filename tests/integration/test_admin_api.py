@@ -1,0 +1,120 @@
+"""The admin API: token required, one error envelope, jobs listed and tracked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from receiver.app import create_app
+from receiver.settings import Settings
+from tests.conftest import make_settings
+from tests.support.aurous import endpoint_event, generation, headers
+
+Client = AsyncTestClient[Any]
+ADMIN_GETS = ["/jobs", "/jobs/img_1", "/jobs/img_1/events", "/deliveries",
+              "/deliveries/rejections", "/secrets", "/metrics"]
+
+
+@pytest.mark.parametrize("path", ADMIN_GETS)
+@pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer "])
+async def test_admin_routes_need_the_token(client: Client, path: str, auth: str | None) -> None:
+    del client.headers["Authorization"]
+    response = await client.get(path, headers={"Authorization": auth} if auth else {})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_track_needs_the_token(client: Client) -> None:
+    del client.headers["Authorization"]
+    response = await client.post("/jobs/track", json={"id": "img_1"})
+    assert response.status_code == 401
+
+
+async def test_probes_are_open(client: Client) -> None:
+    del client.headers["Authorization"]
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+
+
+async def test_tracking_a_job_by_id(client: Client) -> None:
+    created = await client.post("/jobs/track", json={"id": "vid_01ABC"})
+    assert created.status_code == 201
+    assert created.json()["status"] == "pending"
+    assert created.json()["kind"] == "video"
+    again = await client.post("/jobs/track", json={"id": "vid_01ABC"})
+    assert again.status_code == 200
+    events = (await client.get("/jobs/vid_01ABC/events")).json()["data"]
+    assert [e["note"] for e in events] == ["tracked by id"]
+
+
+@pytest.mark.parametrize("body", [{"id": "nope"}, {"id": ""}, {"x": 1}, [], "img_1"])
+async def test_bad_track_requests_get_the_envelope(client: Client, body: Any) -> None:
+    response = await client.post("/jobs/track", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request"
+
+
+async def test_unknown_job_is_404_in_the_envelope(client: Client) -> None:
+    response = await client.get("/jobs/img_missing")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "job_not_found"
+    assert error["request_id"] == response.headers["Receiver-Request-Id"]
+
+
+async def test_unknown_route_and_bad_query_use_the_envelope(client: Client) -> None:
+    assert (await client.get("/nowhere")).json()["error"]["type"] == "not_found"
+    bad = await client.get("/jobs", params={"limit": 0})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "limit"
+    assert (await client.get("/jobs", params={"cursor": "%%%"})).status_code == 400
+
+
+async def test_jobs_list_filters_and_pages(client: Client) -> None:
+    for n in range(5):
+        job_id = f"img_{n:03d}"
+        status = "succeeded" if n % 2 else "failed"
+        body = endpoint_event(generation(job_id, status), event_id=f"evt_{n}")
+        await client.post("/webhooks/aurous", content=body, headers=headers(body))
+    await client.post("/jobs/track", json={"id": "vid_999"})
+
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/jobs", params=params)).json()
+        seen += [job["id"] for job in page["data"]]
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = page["next_cursor"]
+    assert seen == ["vid_999", "img_004", "img_003", "img_002", "img_001", "img_000"]
+
+    failed = (await client.get("/jobs", params={"status": "failed"})).json()["data"]
+    assert [j["id"] for j in failed] == ["img_004", "img_002", "img_000"]
+    videos = (await client.get("/jobs", params={"kind": "video"})).json()["data"]
+    assert [j["id"] for j in videos] == ["vid_999"]
+
+
+async def test_generated_admin_token_is_written_0600(tmp_path: Path, sqlite_url: str) -> None:
+    settings: Settings = make_settings(tmp_path / "data", sqlite_url, admin_token=None)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        token_file = tmp_path / "data" / "admin.token"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        token = token_file.read_text().strip()
+        response = await client.get("/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+
+
+async def test_metrics_count_deliveries_by_outcome(client: Client) -> None:
+    body = endpoint_event(generation())
+    await client.post("/webhooks/aurous", content=body, headers=headers(body))
+    await client.post("/webhooks/aurous", content=body, headers={})
+    text = (await client.get("/metrics")).text
+    assert 'receiver_webhook_deliveries_total{outcome="accepted",reason=""} 1.0' in text
+    assert 'outcome="rejected",reason="missing_signature"} 1.0' in text
