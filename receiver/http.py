@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from receiver.ids import new_id

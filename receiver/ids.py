@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 
 __all__ = ["new_id"]
@@ -11,7 +11,8 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_id(prefix: str) -> str:
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    # Ids are labels, not secrets: a fast PRNG is enough and saves a syscall per request.
+    value = (int(time.time() * 1000) << 80) | random.getrandbits(80)
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

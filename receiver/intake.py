@@ -21,8 +21,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receiver.envelope import Envelope, body_key
-from receiver.lifecycle import Observation, ObservationResult, record_observation
+from receiver.envelope import Envelope, GenerationResponse, body_key
+from receiver.lifecycle import (
+    ConcurrentInsert,
+    Observation,
+    ObservationResult,
+    record_observations,
+)
 from receiver.signing import Match
 from storage import gateway
 from storage.db import Database
@@ -32,6 +37,7 @@ __all__ = ["Intake", "IntakeClosed", "Outcome", "RejectedRequest", "VerifiedDeli
 log = logging.getLogger(__name__)
 
 REJECTED_BODY_PREFIX = 4096
+_RACE_RETRIES = 5
 
 
 class Outcome(StrEnum):
@@ -166,34 +172,29 @@ class Intake:
         self._notify(batch)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
-        async with self._db.write() as conn:
-            outcomes = [await self._store(conn, pending) for pending in batch]
-            await gateway.record_secret_matches(conn, _secret_matches(batch))
-            if any(isinstance(p.item, RejectedRequest) for p in batch):
-                await gateway.prune_rejected(conn, self._keep_rejected)
-        return outcomes
+        for attempt in range(_RACE_RETRIES):
+            try:
+                async with self._db.write() as conn:
+                    return await self._store_all(conn, batch)
+            except ConcurrentInsert:
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
-    async def _store(self, conn: AsyncConnection, pending: _Pending) -> Outcome:
-        item = pending.item
-        if isinstance(item, RejectedRequest):
-            await _store_rejection(conn, item)
-            return Outcome.REJECTED
-        envelope = item.envelope
-        if envelope is None:
-            stored = await gateway.insert_delivery(conn, _row(item, "quarantined"))
-            return Outcome.QUARANTINED if stored is not None else Outcome.DUPLICATE
-        delivery_id = await gateway.insert_delivery(conn, _row(item, "processed"))
-        if delivery_id is None:
-            await _store_duplicate(conn, item, envelope)
-            return Outcome.DUPLICATE
-        if envelope.generation is not None:
-            observation = Observation(
-                envelope.generation, f"webhook:{envelope.event_key}", item.facts.received_at
-            )
-            pending.observation = await record_observation(
-                conn, observation, output_ttl_s=self._output_ttl_s
-            )
-        return Outcome.ACCEPTED
+    async def _store_all(self, conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
+        outcomes = await _store_deliveries(conn, batch)
+        accepted = [p for p, o in zip(batch, outcomes, strict=True) if o is Outcome.ACCEPTED]
+        observed = [p for p in accepted if _generation_of(p) is not None]
+        results = await record_observations(
+            conn, [_observation(p) for p in observed], output_ttl_s=self._output_ttl_s
+        )
+        for pending, result in zip(observed, results, strict=True):
+            pending.observation = result
+        await gateway.record_secret_matches(conn, _secret_matches(batch))
+        rejections = [p.item for p in batch if isinstance(p.item, RejectedRequest)]
+        if rejections:
+            await _store_rejections(conn, rejections, self._keep_rejected)
+        return outcomes
 
     def _notify(self, batch: list[_Pending]) -> None:
         results = [p.observation for p in batch if p.observation is not None]
@@ -204,13 +205,14 @@ class Intake:
                 log.exception("after-commit listener failed")
 
 
-def _row(item: VerifiedDelivery, status: str) -> dict[str, Any]:
+def _row(item: VerifiedDelivery) -> dict[str, Any]:
     envelope = item.envelope
     generation = envelope.generation if envelope else None
     return {
         "event_id": envelope.event_key if envelope else body_key(item.body),
         "event_type": envelope.event_type if envelope else None,
-        "status": status,
+        "status": "processed" if envelope else "quarantined",
+        "duplicate_of": None,
         "reject_reason": item.decode_error,
         "received_at": item.facts.received_at,
         "signature_t": item.match.timestamp,
@@ -225,29 +227,80 @@ def _row(item: VerifiedDelivery, status: str) -> dict[str, Any]:
     }
 
 
-async def _store_duplicate(
-    conn: AsyncConnection, item: VerifiedDelivery, envelope: Envelope
+async def _store_deliveries(conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
+    """Insert every verified delivery; the UNIQUE event id decides which ones are new."""
+    rows = {id(p): _row(p.item) for p in batch if isinstance(p.item, VerifiedDelivery)}
+    new_events = await gateway.insert_deliveries(conn, list(rows.values()))
+    outcomes, claimed, duplicates = [], set(), []
+    for pending in batch:
+        row = rows.get(id(pending))
+        if row is None:
+            outcomes.append(Outcome.REJECTED)
+        elif row["event_id"] in new_events and row["event_id"] not in claimed:
+            claimed.add(row["event_id"])
+            quarantined = row["status"] == "quarantined"
+            outcomes.append(Outcome.QUARANTINED if quarantined else Outcome.ACCEPTED)
+        else:
+            outcomes.append(Outcome.DUPLICATE)
+            duplicates.append(row)
+    if duplicates:
+        originals = await gateway.find_delivery_ids(conn, [r["event_id"] for r in duplicates])
+        await gateway.insert_delivery_records(
+            conn,
+            [
+                r
+                | {
+                    "event_id": None,
+                    "status": "duplicate",
+                    "body": b"",
+                    "duplicate_of": originals.get(r["event_id"]),
+                }
+                for r in duplicates
+            ],
+        )
+    return outcomes
+
+
+async def _store_rejections(
+    conn: AsyncConnection, rejections: list[RejectedRequest], keep: int
 ) -> None:
-    original = await gateway.find_delivery_id(conn, envelope.event_key)
-    row = _row(item, "duplicate") | {"event_id": None, "duplicate_of": original, "body": b""}
-    await gateway.insert_delivery(conn, row)
-
-
-async def _store_rejection(conn: AsyncConnection, item: RejectedRequest) -> None:
-    await gateway.insert_delivery(
+    await gateway.insert_delivery_records(
         conn,
-        {
-            "status": "rejected",
-            "reject_reason": item.reason,
-            "received_at": item.facts.received_at,
-            "body": item.body_prefix[:REJECTED_BODY_PREFIX],
-            "body_size": item.body_size,
-            "headers": item.facts.headers,
-            "remote_addr": item.facts.remote_addr,
-            "request_id": item.facts.request_id,
-        },
+        [
+            {
+                "status": "rejected",
+                "reject_reason": item.reason,
+                "received_at": item.facts.received_at,
+                "body": item.body_prefix[:REJECTED_BODY_PREFIX],
+                "body_size": item.body_size,
+                "headers": item.facts.headers,
+                "remote_addr": item.facts.remote_addr,
+                "request_id": item.facts.request_id,
+            }
+            for item in rejections
+        ],
     )
-    await gateway.bump_rejection_count(conn, item.reason, item.facts.received_at)
+    counts: dict[str, tuple[int, datetime]] = {}
+    for item in rejections:
+        count, _ = counts.get(item.reason, (0, item.facts.received_at))
+        counts[item.reason] = (count + 1, item.facts.received_at)
+    await gateway.bump_rejection_counts(conn, counts)
+    await gateway.prune_rejected(conn, keep)
+
+
+def _generation_of(pending: _Pending) -> GenerationResponse | None:
+    item = pending.item
+    if isinstance(item, VerifiedDelivery) and item.envelope is not None:
+        return item.envelope.generation
+    return None
+
+
+def _observation(pending: _Pending) -> Observation:
+    item = pending.item
+    assert isinstance(item, VerifiedDelivery) and item.envelope is not None
+    generation = item.envelope.generation
+    assert generation is not None
+    return Observation(generation, f"webhook:{item.envelope.event_key}", item.facts.received_at)
 
 
 def _secret_matches(batch: list[_Pending]) -> dict[int, tuple[int, datetime]]:

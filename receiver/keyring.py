@@ -3,6 +3,7 @@ added by the CLI, cached briefly and reloaded on a miss so new secrets work with
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class SecretStore:
         self._clock = clock
         self._keyring = Keyring()
         self._loaded_at = float("-inf")
+        self._reloading: asyncio.Future[Keyring] | None = None
 
     async def add(
         self,
@@ -144,6 +146,16 @@ class SecretStore:
         return verify(body, header, self._keyring, now=now, tolerance_s=tolerance_s)
 
     async def reload(self) -> Keyring:
+        """Reload once for everyone waiting: concurrent callers share one read."""
+        if self._reloading is None:
+            self._reloading = asyncio.ensure_future(self._load())
+            self._reloading.add_done_callback(self._reload_done)
+        return await asyncio.shield(self._reloading)
+
+    def _reload_done(self, _: asyncio.Future[Keyring]) -> None:
+        self._reloading = None
+
+    async def _load(self) -> Keyring:
         async with self._db.read() as conn:
             rows = await gateway.list_secrets(conn, include_retired=False)
         self._keyring = Keyring(

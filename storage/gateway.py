@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,34 +17,41 @@ from storage.models import DELIVERY, JOB, JOB_EVENT, OUTPUT, REJECTION_COUNT, WE
 
 __all__ = [
     "JobPage",
-    "bump_rejection_count",
-    "find_delivery_id",
+    "bump_rejection_counts",
+    "count_jobs_by_status",
+    "find_delivery_ids",
     "get_job",
-    "insert_delivery",
+    "insert_deliveries",
+    "insert_delivery_records",
     "insert_job",
-    "insert_job_event",
+    "insert_job_events",
+    "insert_jobs",
     "insert_secret",
     "list_deliveries",
     "list_job_events",
     "list_jobs",
     "list_outputs",
     "list_secrets",
-    "lock_job",
+    "lock_jobs",
     "prune_rejected",
     "record_secret_matches",
     "rejection_counts",
     "retire_secret",
+    "secret_id_by_fingerprint",
     "set_secret_expiry",
-    "update_job",
+    "update_jobs",
     "upsert_outputs",
 ]
 
 Values = Mapping[str, Any]
 
 
+def _dialect_insert(dialect: str, table: Any) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
 def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    return _dialect_insert(conn.dialect.name, table)
 
 
 # --- webhook secrets -------------------------------------------------------------------------
@@ -102,26 +110,44 @@ async def record_secret_matches(
 # --- deliveries ------------------------------------------------------------------------------
 
 
-async def insert_delivery(conn: AsyncConnection, values: Values) -> int | None:
-    """The row id, or None when a delivery with the same event id is already stored."""
-    stmt = _insert(conn, DELIVERY).values(**values).returning(DELIVERY.c.id)
-    if values.get("event_id") is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"])
-    return (await conn.execute(stmt)).scalar_one_or_none()
-
-
-async def find_delivery_id(conn: AsyncConnection, event_id: str) -> int | None:
-    stmt = select(DELIVERY.c.id).where(DELIVERY.c.event_id == event_id)
-    return (await conn.execute(stmt)).scalar_one_or_none()
-
-
-async def bump_rejection_count(conn: AsyncConnection, reason: str, at: datetime) -> None:
-    stmt = _insert(conn, REJECTION_COUNT).values(reason=reason, count=1, last_at=at)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["reason"],
-        set_={"count": REJECTION_COUNT.c.count + 1, "last_at": at},
+@cache
+def _insert_events_stmt(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, DELIVERY)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(DELIVERY.c.event_id)
     )
-    await conn.execute(stmt)
+
+
+async def insert_deliveries(conn: AsyncConnection, rows: Sequence[Values]) -> set[str]:
+    """Store deliveries keyed by event id; returns the event ids that were new."""
+    if not rows:
+        return set()
+    result = await conn.execute(_insert_events_stmt(conn.dialect.name), list(rows))
+    return set(result.scalars().all())
+
+
+async def insert_delivery_records(conn: AsyncConnection, rows: Sequence[Values]) -> None:
+    """Store rows that carry no event id of their own (rejections, duplicates)."""
+    if rows:
+        await conn.execute(DELIVERY.insert(), list(rows))
+
+
+async def find_delivery_ids(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, int]:
+    stmt = select(DELIVERY.c.event_id, DELIVERY.c.id).where(DELIVERY.c.event_id.in_(event_ids))
+    return {event_id: row_id for event_id, row_id in (await conn.execute(stmt)).all()}
+
+
+async def bump_rejection_counts(
+    conn: AsyncConnection, counts: Mapping[str, tuple[int, datetime]]
+) -> None:
+    for reason, (count, last_at) in counts.items():
+        stmt = _insert(conn, REJECTION_COUNT).values(reason=reason, count=count, last_at=last_at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["reason"],
+            set_={"count": REJECTION_COUNT.c.count + count, "last_at": last_at},
+        )
+        await conn.execute(stmt)
 
 
 async def prune_rejected(conn: AsyncConnection, keep: int) -> int:
@@ -162,25 +188,58 @@ async def get_job(conn: AsyncConnection, job_id: str) -> Row[Any] | None:
     return (await conn.execute(select(JOB).where(JOB.c.id == job_id))).first()
 
 
-async def lock_job(conn: AsyncConnection, job_id: str) -> Row[Any] | None:
-    """The job row, locked for this transaction (SQLite's BEGIN IMMEDIATE already is)."""
-    stmt = select(JOB).where(JOB.c.id == job_id)
+async def lock_jobs(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, Row[Any]]:
+    """The jobs that exist among `job_ids`, locked for this transaction in id order (so two
+    transactions cannot deadlock on them); SQLite's BEGIN IMMEDIATE already serializes."""
+    stmt = select(JOB).where(JOB.c.id.in_(sorted(job_ids))).order_by(JOB.c.id)
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).first()
+    return {row.id: row for row in (await conn.execute(stmt)).all()}
+
+
+@cache
+def _insert_jobs_stmt(dialect: str) -> Any:
+    return (
+        _dialect_insert(dialect, JOB)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(JOB.c.id)
+    )
+
+
+async def insert_jobs(conn: AsyncConnection, rows: Sequence[Values]) -> set[str]:
+    """Insert new jobs; returns the ids inserted (a missing one was inserted concurrently)."""
+    if not rows:
+        return set()
+    result = await conn.execute(_insert_jobs_stmt(conn.dialect.name), list(rows))
+    return set(result.scalars().all())
 
 
 async def insert_job(conn: AsyncConnection, values: Values) -> bool:
-    stmt = _insert(conn, JOB).values(**values).on_conflict_do_nothing(index_elements=["id"])
-    return (await conn.execute(stmt)).rowcount == 1
+    return bool(await insert_jobs(conn, [values]))
 
 
-async def update_job(conn: AsyncConnection, job_id: str, values: Values) -> None:
-    await conn.execute(update(JOB).where(JOB.c.id == job_id).values(**values))
+@cache
+def _update_jobs_stmt(columns: frozenset[str]) -> Any:
+    return (
+        update(JOB)
+        .where(JOB.c.id == bindparam("job_id"))
+        .values({name: bindparam(f"new_{name}") for name in sorted(columns)})
+    )
 
 
-async def insert_job_event(conn: AsyncConnection, values: Values) -> None:
-    await conn.execute(JOB_EVENT.insert().values(**values))
+async def update_jobs(conn: AsyncConnection, changes: Mapping[str, Values]) -> None:
+    """Apply per-job changes, one executemany per distinct set of changed columns."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for job_id, values in changes.items():
+        row = {f"new_{name}": value for name, value in values.items()}
+        groups.setdefault(frozenset(values), []).append({**row, "job_id": job_id})
+    for columns, rows in groups.items():
+        await conn.execute(_update_jobs_stmt(columns), rows)
+
+
+async def insert_job_events(conn: AsyncConnection, rows: Sequence[Values]) -> None:
+    if rows:
+        await conn.execute(JOB_EVENT.insert(), list(rows))
 
 
 @dataclass(frozen=True)
@@ -222,23 +281,20 @@ async def count_jobs_by_status(conn: AsyncConnection) -> dict[str, int]:
 # --- outputs ---------------------------------------------------------------------------------
 
 
-async def upsert_outputs(
-    conn: AsyncConnection, job_id: str, urls: Sequence[str], deadline: datetime
-) -> None:
-    """One row per output URL; fresher URLs replace those of outputs not yet archived."""
-    if not urls:
-        return
-    rows = [
-        {"job_id": job_id, "index": i, "source_url": url, "deadline": deadline, "state": "pending"}
-        for i, url in enumerate(urls)
-    ]
-    stmt = _insert(conn, OUTPUT).values(rows)
-    stmt = stmt.on_conflict_do_update(
+@cache
+def _upsert_outputs_stmt(dialect: str) -> Any:
+    stmt = _dialect_insert(dialect, OUTPUT)
+    return stmt.on_conflict_do_update(
         index_elements=["job_id", "index"],
         set_={"source_url": stmt.excluded.source_url},
         where=and_(OUTPUT.c.state == "pending", OUTPUT.c.source_url != stmt.excluded.source_url),
     )
-    await conn.execute(stmt)
+
+
+async def upsert_outputs(conn: AsyncConnection, rows: Sequence[Values]) -> None:
+    """One row per output URL; fresher URLs replace those of outputs not yet archived."""
+    if rows:
+        await conn.execute(_upsert_outputs_stmt(conn.dialect.name), list(rows))
 
 
 async def list_outputs(conn: AsyncConnection, job_ids: Sequence[str]) -> Sequence[Row[Any]]:

@@ -20,19 +20,22 @@ from receiver.intake import (
     RequestFacts,
     VerifiedDelivery,
 )
-from receiver.runtime import RuntimeDep
+from receiver.runtime import Runtime
 from receiver.signing import HEADER, RejectReason, SignatureRejected
 
 __all__ = ["receive_webhook"]
 
-_KEPT_HEADERS = (
-    "content-type",
-    "content-length",
-    "user-agent",
-    "aurous-request-id",
-    "aurous-webhook-signature",
-    "x-forwarded-for",
+_KEPT_HEADERS = frozenset(
+    (
+        "content-type",
+        "content-length",
+        "user-agent",
+        "aurous-request-id",
+        "aurous-webhook-signature",
+        "x-forwarded-for",
+    )
 )
+_SIGNATURE_HEADER = HEADER.lower()
 _BODIES = {
     Outcome.ACCEPTED: b'{"status":"accepted"}',
     Outcome.DUPLICATE: b'{"status":"duplicate"}',
@@ -47,8 +50,11 @@ _BODIES = {
     status_code=200,
     include_in_schema=True,
 )
-async def receive_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[bytes]:
-    facts = _facts(request)
+async def receive_webhook(request: Request[Any, Any, Any]) -> Response[bytes]:
+    # The hot path reads the runtime from app state directly: dependency resolution would
+    # cost more than everything else this handler does before it reaches the database.
+    runtime: Runtime = request.app.state.runtime
+    facts, signature = _facts(request)
     try:
         body = await request.body()
     except RequestEntityTooLarge:
@@ -61,7 +67,7 @@ async def receive_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) 
     started = time.perf_counter()
     try:
         match = await runtime.secrets.verify(
-            body, request.headers.get(HEADER), tolerance_s=runtime.settings.signature_tolerance_s
+            body, signature, tolerance_s=runtime.settings.signature_tolerance_s
         )
     except SignatureRejected as rejected:
         return await _reject(runtime, rejected, body, len(body), facts)
@@ -81,7 +87,7 @@ async def receive_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) 
 
 
 async def _reject(
-    runtime: RuntimeDep, rejected: SignatureRejected, body: bytes, size: int, facts: RequestFacts
+    runtime: Runtime, rejected: SignatureRejected, body: bytes, size: int, facts: RequestFacts
 ) -> Response[bytes]:
     runtime.metrics.deliveries.labels("rejected", rejected.reason.value).inc()
     with contextlib.suppress(IntakeClosed):  # the answer is a rejection either way
@@ -91,13 +97,21 @@ async def _reject(
     return error_response(rejected.reason.http_status, rejected.reason.value, rejected.message)
 
 
-def _facts(request: Request[Any, Any, Any]) -> RequestFacts:
-    headers = {
-        name: request.headers[name][:1000] for name in _KEPT_HEADERS if name in request.headers
-    }
-    return RequestFacts(
+def _facts(request: Request[Any, Any, Any]) -> tuple[RequestFacts, str | None]:
+    """What we keep about the request, and its signature header (raw ASGI headers: cheaper)."""
+    headers: dict[str, str] = {}
+    signature: str | None = None
+    for raw_name, raw_value in request.scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        if name in _KEPT_HEADERS and name not in headers:
+            value = raw_value.decode("latin-1")
+            headers[name] = value[:1000]
+            signature = value if name == _SIGNATURE_HEADER else signature
+    client = request.scope.get("client")
+    facts = RequestFacts(
         received_at=datetime.now(UTC),
         headers=headers,
-        remote_addr=request.client.host if request.client else None,
+        remote_addr=client[0] if client else None,
         request_id=current_request_id(),
     )
+    return facts, signature
