@@ -1,0 +1,3 @@
+from simulator.cli import simulate
+
+simulate(prog_name="python -m simulator")
