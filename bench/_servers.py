@@ -23,12 +23,16 @@ async def bare_health() -> None:
 
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
-    import os
-    if os.environ.get("SWITCH"):
-        sys.setswitchinterval(float(os.environ["SWITCH"]))
     app = create_app(Settings.from_env()) if kind == "receiver" else Litestar([bare, bare_health])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 if __name__ == "__main__":

@@ -64,12 +64,18 @@ def free_port() -> int:
 
 
 def serve(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RECEIVER_DATA_DIR=str(data_dir), RECEIVER_ADMIN_TOKEN=TOKEN,
-               RECEIVER_MASTER_KEY=MASTER_KEY, AUROUS_WEBHOOK_SECRET=SECRET,
-               RECEIVER_LOG_FORMAT="text")
+    env = dict(
+        os.environ,
+        RECEIVER_DATA_DIR=str(data_dir),
+        RECEIVER_ADMIN_TOKEN=TOKEN,
+        RECEIVER_MASTER_KEY=MASTER_KEY,
+        AUROUS_WEBHOOK_SECRET=SECRET,
+        RECEIVER_LOG_FORMAT="text",
+    )
     if kind == "receiver":
-        subprocess.run([sys.executable, "-m", "receiver", "migrate"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "receiver", "migrate"], env=env, check=True, capture_output=True
+        )
     command = [sys.executable, str(Path(__file__).parent / "_servers.py"), kind, str(port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -90,21 +96,44 @@ def make_deliveries(path: Path, count: int) -> None:
     with path.open("w") as out:
         for n in range(count):
             data = {
-                "id": f"img_BENCH{n:010d}", "object": "inference", "status": "succeeded",
-                "media_type": "image", "created_at": "2026-05-04T10:00:00Z",
+                "id": f"img_BENCH{n:010d}",
+                "object": "inference",
+                "status": "succeeded",
+                "media_type": "image",
+                "created_at": "2026-05-04T10:00:00Z",
                 "completed_at": "2026-05-04T10:00:14Z",
-                "output_urls": [f"https://api.aurous-labs.com/v1/images/img_BENCH{n:010d}/output/0"],
+                "output_urls": [f"https://api.aurous-labs.com/v1/images/img_BENCH{n:010d}/o/0"],
                 "cost": {"amount": 2, "currency": "credit"},
             }
-            body = json.dumps({"id": f"evt_BENCH{n:010d}", "type": "image.completed",
-                               "created_at": "2026-05-04T10:00:15Z", "synthetic": False,
-                               "data": data}, separators=(",", ":"))
+            body = json.dumps(
+                {
+                    "id": f"evt_BENCH{n:010d}",
+                    "type": "image.completed",
+                    "created_at": "2026-05-04T10:00:15Z",
+                    "synthetic": False,
+                    "data": data,
+                },
+                separators=(",", ":"),
+            )
             out.write(f"{sign(body.encode(), [SECRET], now)}\t{body}\n")
 
 
 def run_wrk(url: str, args: argparse.Namespace, script: Path, extra: list[str]) -> dict[str, float]:
-    command = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
-               "-d", f"{args.duration}s", "--latency", "-s", str(script), url, "--", *extra]
+    command = [
+        "wrk",
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        "--",
+        *extra,
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
@@ -122,7 +151,9 @@ def _latency(output: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def measure(kind: str, args: argparse.Namespace, workdir: Path, deliveries: Path) -> dict[str, float]:
+def measure(
+    kind: str, args: argparse.Namespace, workdir: Path, deliveries: Path
+) -> dict[str, float]:
     port = free_port()
     data_dir = workdir / kind
     server = serve(kind, port, data_dir)
@@ -143,7 +174,8 @@ def measure(kind: str, args: argparse.Namespace, workdir: Path, deliveries: Path
     if kind == "receiver":
         with sqlite3.connect(data_dir / "receiver.db") as db:
             result["stored"] = db.execute(
-                "select count(*) from delivery where status='processed'").fetchone()[0]
+                "select count(*) from delivery where status='processed'"
+            ).fetchone()[0]
             result["sync"] = db.execute("pragma synchronous").fetchone()[0]
     return result
 
@@ -166,13 +198,19 @@ def main() -> None:
     ratio = receiver["rps"] / bare["rps"]
     print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, row in (("bare Litestar (204)", bare), ("POST /webhooks/aurous", receiver)):
-        print(f"{name:<22}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
-              f"{row['non2xx']:>10.0f}")
-    print(f"throughput ratio receiver/bare: {ratio:.2f} (target >= 0.50); "
-          f"receiver p99 {receiver['p99_ms']:.1f} ms (target <= 25)")
-    print(f"receiver stored {receiver['stored']:.0f} unique deliveries "
-          f"(sent {receiver['requests']:.0f} incl. warm-up excluded), "
-          f"sqlite synchronous={receiver['sync']:.0f} (2 = FULL)")
+        print(
+            f"{name:<22}{row['rps']:>10.0f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}"
+            f"{row['non2xx']:>10.0f}"
+        )
+    print(
+        f"throughput ratio receiver/bare: {ratio:.2f} (target >= 0.50); "
+        f"receiver p99 {receiver['p99_ms']:.1f} ms (target <= 25)"
+    )
+    print(
+        f"receiver stored {receiver['stored']:.0f} unique deliveries "
+        f"(sent {receiver['requests']:.0f} incl. warm-up excluded), "
+        f"sqlite synchronous={receiver['sync']:.0f} (2 = FULL)"
+    )
     if receiver["requests"] > args.deliveries:
         print("note: the run sent more requests than unique deliveries; raise --deliveries")
 

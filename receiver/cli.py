@@ -16,6 +16,7 @@ from receiver.keyring import SecretStore
 from receiver.logs import configure_logging
 from receiver.runtime import load_secret_box
 from receiver.settings import Settings, SettingsError, parse_duration
+from storage import gateway
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.types import utcnow
@@ -255,6 +256,189 @@ async def _with_db(settings: Settings, action: Any) -> Any:
         await db.dispose()
 
 
+async def _open(settings: Settings) -> Any:
+    from receiver.runtime import open_runtime
+
+    return await open_runtime(settings.with_overrides(background=False))
+
+
+@cli.command()
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """Run one sweep, the due polls, pending create repairs and due archives now."""
+
+    async def go() -> None:
+        runtime = await _open(settings_from(ctx))
+        try:
+            if runtime.reconciler is None:
+                raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
+            click.echo("sweeping the job list…", err=True)
+            sweep = await runtime.reconciler.sweep()
+            click.echo(
+                f"sweep: {sweep.pages} pages, {sweep.seen} jobs seen, "
+                f"{sweep.adopted} adopted, {sweep.changed} changed"
+            )
+            click.echo("polling overdue jobs…", err=True)
+            polls = await runtime.reconciler.poll_due()
+            click.echo(
+                f"polls: {polls.polled} polled, {polls.changed} changed, {polls.failed} failed"
+            )
+            repaired = await runtime.creator.repair()
+            click.echo(f"creates repaired: {repaired}")
+            click.echo("archiving due outputs…", err=True)
+            done = await runtime.archiver.run_until_idle(
+                progress=lambda o: click.echo(
+                    f"  archived {o.archived}, retry {o.retry}, lost {o.lost}", err=True
+                )
+            )
+            click.echo(
+                f"archive: {done.archived} archived ({done.bytes} bytes), "
+                f"{done.retry} to retry, {done.lost} lost, {done.none} without output"
+            )
+        finally:
+            await runtime.close()
+
+    run(go())
+
+
+@cli.group()
+def endpoint() -> None:
+    """Register and rotate the Aurous webhook endpoint."""
+
+
+def _client(settings: Settings) -> Any:
+    from receiver.aurous import AurousClient, RateBudget
+
+    if not settings.aurous_api_key:
+        raise click.ClickException("AUROUS_API_KEY is not set")
+    return AurousClient(
+        settings.aurous_base_url,
+        settings.aurous_api_key,
+        budget=RateBudget(settings.poll_budget_per_min),
+        version=settings.aurous_version,
+    )
+
+
+@endpoint.command("register")
+@click.argument("url")
+@click.option(
+    "--events",
+    default="*",
+    show_default=True,
+    help="Comma-separated event types, or * for all that exist today.",
+)
+@click.option("--description", default="aurous-receiver")
+@click.pass_context
+def endpoint_register(ctx: click.Context, url: str, events: str, description: str) -> None:
+    """Register URL at Aurous and store its signing secret in the keyring."""
+    settings = settings_from(ctx)
+    event_list = [e.strip() for e in events.split(",") if e.strip()]
+
+    async def go(db: Database) -> tuple[str, int]:
+        client = _client(settings)
+        try:
+            created = await client.create_webhook_endpoint(url, event_list, description)
+        finally:
+            await client.aclose()
+        store = SecretStore(db, load_secret_box(settings))
+        secret_id = await store.add(
+            created["secret"], source="endpoint", label=f"endpoint {created['id']}"
+        )
+        return str(created["id"]), secret_id
+
+    endpoint_id, secret_id = run(_with_db(settings, go))
+    click.echo(f"registered {endpoint_id}; its signing secret is in the keyring as #{secret_id}")
+
+
+@endpoint.command("rotate")
+@click.argument("endpoint_id")
+@click.option(
+    "--grace",
+    default="24h",
+    show_default=True,
+    help="How long the previous secret keeps verifying (0 = stop at once).",
+)
+@click.pass_context
+def endpoint_rotate(ctx: click.Context, endpoint_id: str, grace: str) -> None:
+    """Rotate ENDPOINT_ID's signing secret; the old one expires after --grace."""
+    settings = settings_from(ctx)
+    grace_s = parse_duration(grace)
+
+    async def go(db: Database) -> tuple[int, list[int]]:
+        client = _client(settings)
+        try:
+            rotated = await client.rotate_webhook_secret(endpoint_id)
+        finally:
+            await client.aclose()
+        store = SecretStore(db, load_secret_box(settings))
+        return await store.replace(
+            rotated["secret"], label=f"endpoint {endpoint_id}", grace=timedelta(seconds=grace_s)
+        )
+
+    new_id, expiring = run(_with_db(settings, go))
+    click.echo(
+        f"new secret stored as #{new_id}; previous "
+        + (
+            f"#{', #'.join(map(str, expiring))} expire in {grace}"
+            if expiring
+            else "secret not found by label: retire it yourself with `secrets retire`"
+        )
+    )
+
+
+@cli.group()
+def archive() -> None:
+    """Inspect the archive of outputs."""
+
+
+@archive.command("verify")
+@click.pass_context
+def archive_verify(ctx: click.Context) -> None:
+    """Re-hash every archived blob; exit 1 if any is missing or corrupt."""
+    from storage.blobs import BlobStore
+
+    settings = settings_from(ctx)
+    blobs = BlobStore.from_url(settings.media_url)
+
+    async def verify(db: Database) -> tuple[int, int, list[str]]:
+        async with db.read() as conn:
+            rows = await gateway.archived_blobs(conn)
+        problems: list[str] = []
+        total = 0
+        with click.progressbar(rows, label="verifying", file=sys.stderr) as bar:
+            for row in bar:
+                problem = await _check_blob(blobs, row.sha256, row.size)
+                total += row.size or 0
+                if problem:
+                    problems.append(f"{row.sha256} (e.g. {row.job_id}): {problem}")
+        return len(rows), total, problems
+
+    count, total, problems = run(_with_db(settings, verify))
+    for problem in problems:
+        click.echo(problem)
+    click.echo(
+        f"checked {count} blobs ({total} bytes) in {blobs.describe()}: "
+        f"{len(problems)} missing or corrupt"
+    )
+    if problems:
+        raise SystemExit(1)
+
+
+async def _check_blob(blobs: Any, sha256: str, size: int | None) -> str | None:
+    from storage.blobs import BlobNotFound
+
+    try:
+        actual = await blobs.rehash(sha256)
+        info = await blobs.head(sha256)
+    except BlobNotFound:
+        return "missing"
+    if actual != sha256:
+        return f"corrupt: content hashes to {actual}"
+    if info is not None and size is not None and info.size != size:
+        return f"size {info.size}, expected {size}"
+    return None
+
+
 @cli.command()
 def demo() -> None:
     """Run the simulator and the receiver together on loopback."""
@@ -269,6 +453,15 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _attach_simulator() -> None:
+    from simulator import simulate
+
+    cli.add_command(simulate)
+
+
+_attach_simulator()
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def _credits(micros: int | None) -> float | None:
 
 def output_view(job_id: str, row: Row[Any]) -> dict[str, Any]:
     return {
-        "index": row.index,
+        "index": row.position,
         "state": row.state,
         "sha256": row.sha256,
         "size": row.size,
@@ -41,7 +41,7 @@ def output_view(job_id: str, row: Row[Any]) -> dict[str, Any]:
         "archived_at": _iso(row.archived_at),
         "attempts": row.attempts,
         "last_error": row.last_error,
-        "url": f"/jobs/{job_id}/outputs/{row.index}" if row.state == "archived" else None,
+        "url": f"/jobs/{job_id}/outputs/{row.position}" if row.state == "archived" else None,
     }
 
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from receiver.signing import Keyring, KeyringEntry, Match, RejectReason, SignatureRejected, verify
 from storage import gateway
@@ -113,6 +113,25 @@ class SecretStore:
             if not await gateway.set_secret_expiry(conn, secret_id, at):
                 raise SecretError(f"no secret with id {secret_id}")
         self._loaded_at = float("-inf")
+
+    async def replace(self, secret: str, *, label: str, grace: timedelta) -> tuple[int, list[int]]:
+        """Add `secret` and let the active secrets with the same label (the endpoint's previous
+        secret) expire after `grace`. Returns the new id and the ids given an expiry."""
+        secret = validate_secret(secret)
+        until = utcnow() + grace
+        async with self._db.write() as conn:
+            previous = [
+                r
+                for r in await gateway.list_secrets(conn, include_retired=False)
+                if r.label == label and (r.expires_at is None or r.expires_at > until)
+            ]
+            new_id = await gateway.insert_secret(conn, self._row(secret, "endpoint", label, None))
+            if new_id is None:
+                raise SecretError("this secret is already in the keyring")
+            for row in previous:
+                await gateway.set_secret_expiry(conn, row.id, until)
+        self._loaded_at = float("-inf")
+        return new_id, [row.id for row in previous]
 
     async def list(self) -> list[SecretInfo]:
         async with self._db.read() as conn:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from receiver.envelope import GenerationResponse, generation_kind, parse_timestamp, to_micros
 from storage import gateway
+from storage.db import Database
 
 __all__ = [
     "NON_TERMINAL",
@@ -31,6 +32,8 @@ __all__ = [
     "Observation",
     "ObservationResult",
     "decide",
+    "observe",
+    "poll_interval",
     "record_observation",
     "record_observations",
     "source_kind",
@@ -42,6 +45,15 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "moderation
 _RANK = {status: rank for rank, status in enumerate(NON_TERMINAL)} | dict.fromkeys(TERMINAL, 3)
 _UNKNOWN_RANK = -1
 EXPECTED_DURATION = {"image": timedelta(seconds=30), "video": timedelta(minutes=3)}
+POLL_INTERVAL_CAP = timedelta(minutes=30)
+
+
+def poll_interval(kind: str, attempts: int) -> timedelta:
+    """How long to wait before asking Aurous about a running job again: its expected
+    duration, doubling with every poll that found it still running, capped."""
+    expected = EXPECTED_DURATION.get(kind, timedelta(minutes=1))
+    interval: timedelta = expected * 2 ** min(attempts, 16)
+    return min(POLL_INTERVAL_CAP, interval)
 
 
 class ConcurrentInsert(RuntimeError):
@@ -133,10 +145,19 @@ class _JobState:
     kind: str
     created_at: datetime | None
     completed_at: datetime | None
+    next_poll_at: datetime | None = None
+    poll_attempts: int = 0
 
     @classmethod
     def of(cls, row: Row[Any]) -> _JobState:
-        return cls(row.status, row.kind, row.created_at, row.completed_at)
+        return cls(
+            row.status,
+            row.kind,
+            row.created_at,
+            row.completed_at,
+            row.next_poll_at,
+            row.poll_attempts,
+        )
 
 
 @dataclass
@@ -160,7 +181,11 @@ class _Plan:
         if known is None:
             values = self.new_jobs[job_id] = _new_job_values(observation)
             state = self.states[job_id] = _JobState(
-                values["status"], values["kind"], values["created_at"], values["completed_at"]
+                values["status"],
+                values["kind"],
+                values["created_at"],
+                values["completed_at"],
+                values["next_poll_at"],
             )
         else:
             state = known
@@ -170,6 +195,7 @@ class _Plan:
         if decision.apply and not created:
             state.status = observation.generation.status
         self._note_observed(job_id, observation.observed_at)
+        self._schedule_poll(job_id, state, observation.observed_at)
         if decision.event_note is not None:
             self.events.append(_event_row(observation, previous, decision))
         pending = self._plan_outputs(observation, state, decision)
@@ -193,6 +219,18 @@ class _Plan:
     def _note_observed(self, job_id: str, at: datetime) -> None:
         self.observed[job_id] = max(at, self.observed.get(job_id, at))
 
+    def _schedule_poll(self, job_id: str, state: _JobState, at: datetime) -> None:
+        """Any news of a running job postpones its next poll; a finished job needs none."""
+        if state.status in TERMINAL:
+            next_poll = None
+        else:
+            next_poll = at + poll_interval(state.kind, state.poll_attempts)
+            if state.next_poll_at is not None:
+                next_poll = max(next_poll, state.next_poll_at)
+        if next_poll != state.next_poll_at:
+            state.next_poll_at = next_poll
+            self._change(job_id, {"next_poll_at": next_poll})
+
     def _plan_outputs(self, observation: Observation, state: _JobState, decision: Decision) -> bool:
         generation = observation.generation
         if generation.status != "succeeded" or not (decision.apply or decision.refresh_outputs):
@@ -205,7 +243,7 @@ class _Plan:
         self.outputs[generation.id] = [
             {
                 "job_id": generation.id,
-                "index": i,
+                "position": i,
                 "source_url": url,
                 "deadline": deadline,
                 "state": "pending",
@@ -256,7 +294,6 @@ def _state_values(observation: Observation) -> dict[str, Any]:
         "terminal": terminal,
         "error_message": generation.error_message,
         "last_response": msgspec.json.encode(generation),
-        "next_poll_at": None if terminal else _first_poll_at(observation),
     }
     if terminal:
         values["completed_at"] = _completed_at(observation)
@@ -271,6 +308,7 @@ def _state_values(observation: Observation) -> dict[str, Any]:
 
 
 _NEW_JOB_DEFAULTS: dict[str, Any] = {
+    "next_poll_at": None,
     "completed_at": None,
     "terminal_via": None,
     "cost_micros": None,
@@ -291,6 +329,7 @@ def _new_job_values(observation: Observation) -> dict[str, Any]:
         "created_at": parse_timestamp(generation.created_at),
         "poll_attempts": 0,
         **_state_values(observation),
+        "next_poll_at": _first_poll_at(observation),
     }
 
 
@@ -348,3 +387,18 @@ async def track_job(conn: AsyncConnection, job_id: str, at: datetime) -> bool:
             ],
         )
     return created
+
+
+async def observe(
+    db: Database, observations: Sequence[Observation], *, output_ttl_s: int, attempts: int = 5
+) -> list[ObservationResult]:
+    """Record observations in their own transaction, retrying when another replica created
+    one of the jobs at the same moment (the retry then sees it)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with db.write() as conn:
+                return await record_observations(conn, observations, output_ttl_s=output_ttl_s)
+        except ConcurrentInsert:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
 
@@ -34,3 +34,20 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.outputs = Gauge(
+            "receiver_outputs", "Outputs by archive state", ["state"], registry=self.registry
+        )
+        self.archive_at_risk = Gauge(
+            "receiver_archive_at_risk",
+            "Outputs not archived whose deadline is within the hour",
+            registry=self.registry,
+        )
+        self.archive_bytes = Gauge(
+            "receiver_archive_bytes", "Bytes of archived outputs", registry=self.registry
+        )
+
+    def set_output_counts(self, counts: dict[str, int]) -> None:
+        for state in ("pending", "archived", "lost", "none"):
+            self.outputs.labels(state).set(counts.get(state, 0))
+        self.archive_at_risk.set(counts.get("at_risk", 0))
+        self.archive_bytes.set(counts.get("bytes", 0))

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeAlias
 
+import httpx
 from litestar.di import NamedDependency
+from storage.blobs import BlobStore
 
+from receiver.archiver import Archiver
+from receiver.aurous import AurousClient, RateBudget
 from receiver.auth import resolve_admin_token
+from receiver.creation import JobCreator
+from receiver.fetch import HostPolicy
+from receiver.ids import new_id
 from receiver.intake import Intake
 from receiver.keyring import SecretStore
+from receiver.lifecycle import ObservationResult
 from receiver.metrics import Metrics
+from receiver.reconciler import Reconciler
+from receiver.scheduler import Ticker
 from receiver.settings import Settings
+from storage import gateway
 from storage.crypto import (
     SecretBox,
     decode_master_key,
@@ -22,8 +35,9 @@ from storage.crypto import (
 )
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
+from storage.types import utcnow
 
-__all__ = ["NotMigrated", "Runtime", "RuntimeDep", "open_runtime"]
+__all__ = ["NotMigrated", "Runtime", "RuntimeDep", "load_secret_box", "open_runtime"]
 
 log = logging.getLogger(__name__)
 MASTER_KEY_FILE = "master.key"
@@ -40,11 +54,34 @@ class Runtime:
     secrets: SecretStore
     intake: Intake
     metrics: Metrics
+    blobs: BlobStore
+    http: httpx.AsyncClient
+    aurous: AurousClient | None
+    archiver: Archiver
     admin_token: str
     head_revision: str | None
+    owner: str
+    creator: JobCreator
+    reconciler: Reconciler | None = field(default=None)
+    ticker: Ticker | None = field(default=None)
+
+    async def refresh_gauges(self) -> None:
+        async with self.db.read() as conn:
+            counts = await gateway.output_counts(conn, utcnow() + timedelta(hours=1))
+        self.metrics.set_output_counts(counts)
+
+    def after_commit(self, results: Sequence[ObservationResult]) -> None:
+        if self.settings.background and any(r.has_pending_outputs for r in results):
+            self.archiver.kick()
 
     async def close(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
         await self.intake.stop()
+        await self.archiver.stop()
+        if self.aurous is not None:
+            await self.aurous.aclose()
+        await self.http.aclose()
         await self.db.dispose()
 
 
@@ -62,27 +99,95 @@ def load_secret_box(settings: Settings) -> SecretBox:
     return SecretBox(decode_master_key(text))
 
 
-async def open_runtime(settings: Settings) -> Runtime:
-    db = Database(settings.database_url)
+async def _check_migrated(db: Database) -> str | None:
     head = head_revision()
     async with db.read() as conn:
         current = await current_revision(conn)
     if current != head:
-        await db.dispose()
         raise NotMigrated(
             f"database is at revision {current or 'none'}, code expects {head}; "
             "run `aurous-receiver migrate`"
         )
+    return head
+
+
+def _aurous_client(settings: Settings) -> AurousClient | None:
+    if not settings.aurous_api_key:
+        return None
+    return AurousClient(
+        settings.aurous_base_url,
+        settings.aurous_api_key,
+        budget=RateBudget(settings.poll_budget_per_min),
+        version=settings.aurous_version,
+    )
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.database_url)
+    try:
+        head = await _check_migrated(db)
+    except Exception:
+        await db.dispose()
+        raise
     secrets = SecretStore(db, load_secret_box(settings))
     await secrets.bootstrap(settings.bootstrap_secrets)
+    owner = new_id("own_")
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10))
+    aurous = _aurous_client(settings)
+    blobs = BlobStore.from_url(settings.media_url)
+    archiver = Archiver(
+        db,
+        blobs,
+        http,
+        policy=HostPolicy.for_base(settings.aurous_base_url, settings.download_hosts),
+        spool_dir=Path(settings.data_dir) / "spool",
+        owner=owner,
+        output_ttl_s=settings.output_ttl_s,
+        concurrency=settings.archive_concurrency,
+        max_bytes=settings.max_output_bytes,
+        aurous=aurous,
+    )
     runtime = Runtime(
         settings=settings,
         db=db,
         secrets=secrets,
         intake=Intake(db, output_ttl_s=settings.output_ttl_s, writers=1 if db.is_sqlite else 4),
         metrics=Metrics(),
+        blobs=blobs,
+        http=http,
+        aurous=aurous,
+        archiver=archiver,
         admin_token=resolve_admin_token(settings),
         head_revision=head,
+        owner=owner,
+        creator=JobCreator(db, aurous, output_ttl_s=settings.output_ttl_s),
     )
+    if aurous is not None:
+        runtime.reconciler = Reconciler(
+            db,
+            aurous,
+            owner=owner,
+            output_ttl_s=settings.output_ttl_s,
+            on_observed=runtime.after_commit,
+        )
+    runtime.intake.add_listener(runtime.after_commit)
     await runtime.intake.start()
+    await archiver.clean_spool()
+    if settings.background:
+        runtime.ticker = _start_ticker(runtime)
     return runtime
+
+
+def _start_ticker(runtime: Runtime) -> Ticker:
+    ticker = Ticker()
+    tick = runtime.settings.tick_s
+    ticker.every(tick, "archive", runtime.archiver.run_until_idle)
+    ticker.every(tick, "gauges", runtime.refresh_gauges)
+    if runtime.reconciler is not None:
+        ticker.every(runtime.settings.sweep_interval_s, "sweep", runtime.reconciler.sweep)
+        ticker.every(tick, "polls", runtime.reconciler.poll_due)
+        ticker.every(tick, "create-repair", runtime.creator.repair)
+    else:
+        log.warning("AUROUS_API_KEY is not set: no sweeps or polls; webhooks only")
+    ticker.start()
+    return ticker

@@ -49,6 +49,7 @@ class Settings:
     tick_s: float = 5.0
     sweep_interval_s: float = 60.0
     archive_concurrency: int = 4
+    max_output_bytes: int = 8 << 30
     download_hosts: tuple[str, ...] = ()
     log_format: str = "text"
     background: bool = field(default=True)
@@ -58,7 +59,7 @@ class Settings:
             db_path = (self.data_dir / "receiver.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_path}")
         if not self.media_url:
-            object.__setattr__(self, "media_url", f"file://{(self.data_dir / 'media').resolve()}")
+            object.__setattr__(self, "media_url", (self.data_dir / "media").resolve().as_uri())
         if self.log_format not in ("text", "json"):
             raise SettingsError("RECEIVER_LOG_FORMAT must be 'text' or 'json'")
 
@@ -125,6 +126,7 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "tick_s": ("RECEIVER_TICK_S", _positive_float),
     "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _positive_float),
     "archive_concurrency": ("RECEIVER_ARCHIVE_CONCURRENCY", _positive_int),
+    "max_output_bytes": ("RECEIVER_MAX_OUTPUT_BYTES", _positive_int),
     "download_hosts": ("RECEIVER_DOWNLOAD_HOSTS", _csv),
     "log_format": ("RECEIVER_LOG_FORMAT", str),
 }

@@ -9,22 +9,40 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import DELIVERY, JOB, JOB_EVENT, OUTPUT, REJECTION_COUNT, WEBHOOK_SECRET
+from storage.models import (
+    DELIVERY,
+    JOB,
+    JOB_EVENT,
+    JOB_REQUEST,
+    OUTPUT,
+    REJECTION_COUNT,
+    SYNC_STATE,
+    WEBHOOK_SECRET,
+)
 
 __all__ = [
     "JobPage",
+    "archived_blobs",
     "bump_rejection_counts",
+    "claim_due_polls",
+    "claim_outputs",
     "count_jobs_by_status",
+    "extend_output_lease",
     "find_delivery_ids",
+    "finish_output",
     "get_job",
+    "get_job_request",
+    "get_output",
+    "get_state",
     "insert_deliveries",
     "insert_delivery_records",
     "insert_job",
     "insert_job_events",
+    "insert_job_request",
     "insert_jobs",
     "insert_secret",
     "list_deliveries",
@@ -33,12 +51,19 @@ __all__ = [
     "list_outputs",
     "list_secrets",
     "lock_jobs",
+    "oldest_open_job_created_at",
+    "output_counts",
+    "pending_output_ids",
     "prune_rejected",
     "record_secret_matches",
     "rejection_counts",
+    "release_job_lease",
     "retire_secret",
     "secret_id_by_fingerprint",
     "set_secret_expiry",
+    "set_state",
+    "stale_job_requests",
+    "update_job_request",
     "update_jobs",
     "upsert_outputs",
 ]
@@ -285,7 +310,7 @@ async def count_jobs_by_status(conn: AsyncConnection) -> dict[str, int]:
 def _upsert_outputs_stmt(dialect: str) -> Any:
     stmt = _dialect_insert(dialect, OUTPUT)
     return stmt.on_conflict_do_update(
-        index_elements=["job_id", "index"],
+        index_elements=["job_id", "position"],
         set_={"source_url": stmt.excluded.source_url},
         where=and_(OUTPUT.c.state == "pending", OUTPUT.c.source_url != stmt.excluded.source_url),
     )
@@ -299,6 +324,199 @@ async def upsert_outputs(conn: AsyncConnection, rows: Sequence[Values]) -> None:
 
 async def list_outputs(conn: AsyncConnection, job_ids: Sequence[str]) -> Sequence[Row[Any]]:
     stmt = (
-        select(OUTPUT).where(OUTPUT.c.job_id.in_(job_ids)).order_by(OUTPUT.c.job_id, OUTPUT.c.index)
+        select(OUTPUT)
+        .where(OUTPUT.c.job_id.in_(job_ids))
+        .order_by(OUTPUT.c.job_id, OUTPUT.c.position)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+def _claimable(now: datetime) -> Any:
+    return and_(
+        OUTPUT.c.state == "pending",
+        or_(OUTPUT.c.next_attempt_at.is_(None), OUTPUT.c.next_attempt_at <= now),
+        or_(OUTPUT.c.lease_expires_at.is_(None), OUTPUT.c.lease_expires_at < now),
+    )
+
+
+async def claim_outputs(
+    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Lease up to `limit` due outputs, earliest deadline first, in one statement."""
+    due = (
+        select(OUTPUT.c.id)
+        .where(_claimable(now))
+        .order_by(OUTPUT.c.deadline, OUTPUT.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(OUTPUT)
+        .where(OUTPUT.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=lease_until, attempts=OUTPUT.c.attempts + 1)
+        .returning(*OUTPUT.c)
+    )
+    rows = (await conn.execute(stmt)).all()
+    return sorted(rows, key=lambda row: (row.deadline, row.id))
+
+
+async def extend_output_lease(
+    conn: AsyncConnection, output_id: int, owner: str, until: datetime
+) -> bool:
+    stmt = (
+        update(OUTPUT)
+        .where(OUTPUT.c.id == output_id, OUTPUT.c.lease_owner == owner)
+        .values(lease_expires_at=until)
+    )
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def finish_output(conn: AsyncConnection, output_id: int, owner: str, values: Values) -> bool:
+    """Record the end of a lease's work; fenced: only the lease owner may finish it."""
+    stmt = (
+        update(OUTPUT)
+        .where(OUTPUT.c.id == output_id, OUTPUT.c.lease_owner == owner)
+        .values(**values, lease_owner=None, lease_expires_at=None)
+    )
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def get_output(conn: AsyncConnection, job_id: str, index: int) -> Row[Any] | None:
+    stmt = select(OUTPUT).where(OUTPUT.c.job_id == job_id, OUTPUT.c.position == index)
+    return (await conn.execute(stmt)).first()
+
+
+async def output_counts(conn: AsyncConnection, at_risk_before: datetime) -> dict[str, int]:
+    """Outputs by state, plus `at_risk` (pending with a deadline before the given time) and
+    `bytes` (archived bytes)."""
+    rows = (
+        await conn.execute(
+            select(
+                OUTPUT.c.state, func.count(), func.coalesce(func.sum(OUTPUT.c.size), 0)
+            ).group_by(OUTPUT.c.state)
+        )
+    ).all()
+    counts = {state: int(count) for state, count, _ in rows}
+    counts["bytes"] = int(sum(size for state, _, size in rows if state == "archived"))
+    at_risk = select(func.count()).where(
+        OUTPUT.c.state == "pending", OUTPUT.c.deadline < at_risk_before
+    )
+    counts["at_risk"] = int((await conn.execute(at_risk)).scalar_one())
+    return counts
+
+
+async def archived_blobs(conn: AsyncConnection) -> Sequence[Any]:
+    """Each archived sha256 once, with its size and one output that holds it."""
+    stmt = (
+        select(
+            OUTPUT.c.sha256,
+            func.max(OUTPUT.c.size).label("size"),
+            func.min(OUTPUT.c.job_id).label("job_id"),
+        )
+        .where(OUTPUT.c.state == "archived")
+        .group_by(OUTPUT.c.sha256)
+        .order_by(OUTPUT.c.sha256)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+async def pending_output_ids(conn: AsyncConnection, output_ids: Sequence[int]) -> set[int]:
+    stmt = select(OUTPUT.c.id).where(OUTPUT.c.id.in_(output_ids), OUTPUT.c.state == "pending")
+    return set((await conn.execute(stmt)).scalars().all())
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+async def claim_due_polls(
+    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Lease running jobs whose next poll is due, most overdue first, in one statement."""
+    due = (
+        select(JOB.c.id)
+        .where(
+            JOB.c.terminal.is_(False),
+            JOB.c.next_poll_at <= now,
+            or_(JOB.c.lease_expires_at.is_(None), JOB.c.lease_expires_at < now),
+        )
+        .order_by(JOB.c.next_poll_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(JOB)
+        .where(JOB.c.id.in_(due.scalar_subquery()))
+        .values(
+            lease_owner=owner, lease_expires_at=lease_until, poll_attempts=JOB.c.poll_attempts + 1
+        )
+        .returning(JOB.c.id, JOB.c.kind, JOB.c.poll_attempts, JOB.c.next_poll_at)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+async def release_job_lease(
+    conn: AsyncConnection, job_id: str, owner: str, values: Values | None = None
+) -> bool:
+    stmt = (
+        update(JOB)
+        .where(JOB.c.id == job_id, JOB.c.lease_owner == owner)
+        .values(**(values or {}), lease_owner=None, lease_expires_at=None)
+    )
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def oldest_open_job_created_at(conn: AsyncConnection) -> datetime | None:
+    stmt = select(func.min(JOB.c.created_at)).where(JOB.c.terminal.is_(False))
+    value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
+    return value
+
+
+async def get_state(conn: AsyncConnection, key: str) -> str | None:
+    stmt = select(SYNC_STATE.c.value).where(SYNC_STATE.c.key == key)
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+async def set_state(conn: AsyncConnection, key: str, value: str, at: datetime) -> None:
+    stmt = _insert(conn, SYNC_STATE).values(key=key, value=value, updated_at=at)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"value": value, "updated_at": at}
+    )
+    await conn.execute(stmt)
+
+
+# --- job requests ------------------------------------------------------------------------------
+
+
+async def insert_job_request(conn: AsyncConnection, values: Values) -> bool:
+    stmt = (
+        _insert(conn, JOB_REQUEST)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def get_job_request(conn: AsyncConnection, idempotency_key: str) -> Row[Any] | None:
+    stmt = select(JOB_REQUEST).where(JOB_REQUEST.c.idempotency_key == idempotency_key)
+    return (await conn.execute(stmt)).first()
+
+
+async def update_job_request(conn: AsyncConnection, idempotency_key: str, values: Values) -> None:
+    await conn.execute(
+        update(JOB_REQUEST)
+        .where(JOB_REQUEST.c.idempotency_key == idempotency_key)
+        .values(**values, attempts=JOB_REQUEST.c.attempts + 1)
+    )
+
+
+async def stale_job_requests(
+    conn: AsyncConnection, older_than: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Requests still `sending` long after they were sent: their outcome is unknown."""
+    stmt = (
+        select(JOB_REQUEST)
+        .where(JOB_REQUEST.c.state == "sending", JOB_REQUEST.c.updated_at < older_than)
+        .order_by(JOB_REQUEST.c.updated_at)
+        .limit(limit)
     )
     return (await conn.execute(stmt)).all()

@@ -15,14 +15,18 @@ __all__ = [
     "DELIVERY",
     "JOB",
     "JOB_EVENT",
+    "JOB_REQUEST",
     "OUTPUT",
     "REJECTION_COUNT",
+    "SYNC_STATE",
     "WEBHOOK_SECRET",
     "Delivery",
     "Job",
     "JobEvent",
+    "JobRequest",
     "Output",
     "RejectionCount",
+    "SyncState",
     "WebhookSecret",
     "metadata",
 ]
@@ -139,13 +143,13 @@ class JobEvent(SQLModel, table=True):
 class Output(SQLModel, table=True):
     __tablename__ = "output"
     __table_args__ = (
-        UniqueConstraint("job_id", "index"),
+        UniqueConstraint("job_id", "position"),
         Index(None, "state", "deadline"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id")
-    index: int
+    position: int  # the n of /jobs/{id}/outputs/{n}
     source_url: str = Field(sa_type=Text)
     deadline: datetime = _utc(nullable=False)
     state: str = "pending"  # pending | archived | lost | none
@@ -160,6 +164,37 @@ class Output(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
 
 
+class SyncState(SQLModel, table=True):
+    """Small named cursors and watermarks (the sweep's newest job, the ledger position)."""
+
+    __tablename__ = "sync_state"
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_type=Text)
+    updated_at: datetime = _utc(nullable=False)
+
+
+class JobRequest(SQLModel, table=True):
+    """A create request, stored with its idempotency key before Aurous is called, so a crash
+    after Aurous accepted it can be repaired by sending the same key again."""
+
+    __tablename__ = "job_request"
+    __table_args__ = (Index(None, "state", "updated_at"), Index(None, "fingerprint", "created_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    kind: str
+    fingerprint: str
+    body: bytes = Field(sa_type=LargeBinary)
+    state: str  # sending | created | failed
+    job_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    aurous_request_id: str | None = None
+    created_at: datetime = _utc(nullable=False)
+    updated_at: datetime = _utc(nullable=False)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -170,3 +205,5 @@ REJECTION_COUNT = _table(RejectionCount)
 JOB = _table(Job)
 JOB_EVENT = _table(JobEvent)
 OUTPUT = _table(Output)
+SYNC_STATE = _table(SyncState)
+JOB_REQUEST = _table(JobRequest)

@@ -1,8 +1,17 @@
 """HTTP routes, one module per resource."""
 
 from receiver.routes.deliveries import list_deliveries, list_rejection_counts
-from receiver.routes.jobs import get_job, list_job_events, list_jobs, track_job
+from receiver.routes.jobs import (
+    create_image_job,
+    create_video_job,
+    get_job,
+    list_job_events,
+    list_jobs,
+    refresh_job,
+    track_job,
+)
 from receiver.routes.ops import get_health, get_metrics, get_readiness
+from receiver.routes.outputs import get_output
 from receiver.routes.secrets import list_secrets
 from receiver.routes.webhooks import receive_webhook
 
@@ -14,6 +23,10 @@ ADMIN_ROUTES = [
     get_job,
     list_job_events,
     track_job,
+    create_image_job,
+    create_video_job,
+    refresh_job,
+    get_output,
     list_deliveries,
     list_rejection_counts,
     list_secrets,

@@ -54,7 +54,7 @@ async def final_state(db: Database, job_id: str) -> tuple[Any, ...]:
     assert job is not None
     return (
         job.status, job.terminal, job.completed_at, job.cost_micros, job.cost_state,
-        job.error_message, [(o.index, o.source_url, o.deadline, o.state) for o in outputs],
+        job.error_message, [(o.position, o.source_url, o.deadline, o.state) for o in outputs],
         sum(1 for e in events if not e.applied),
     )
 

@@ -127,7 +127,7 @@ def upgrade() -> None:
         "output",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("job_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("index", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("source_url", sa.Text(), nullable=False),
         sa.Column("deadline", storage.types.UTCDateTime(), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -142,7 +142,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_output_job_id_job")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_output")),
-        sa.UniqueConstraint("job_id", "index", name=op.f("uq_output_job_id_index")),
+        sa.UniqueConstraint("job_id", "position", name=op.f("uq_output_job_id_position")),
     )
     with op.batch_alter_table("output", schema=None) as batch_op:
         batch_op.create_index(

@@ -1,0 +1,265 @@
+"""Archive every output before its URL expires: claim due outputs (earliest deadline first,
+leased), stream each into the blob store, and record the outcome fenced on the lease.
+
+410 output_expired: re-GET the job once for fresh URLs, else the output is lost.
+422 output_not_available: nothing to archive. Anything else: retry with backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Row
+
+from receiver.aurous import AurousClient, AurousError
+from receiver.fetch import Downloaded, DownloadError, HostPolicy, download
+from receiver.lifecycle import Observation, record_observation
+from storage import gateway
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["ArchiveOutcome", "Archiver", "retry_delay"]
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+GIVE_UP_AFTER_DEADLINE = timedelta(days=7)  # the 24 h deadline is an assumption, 410 is a fact
+_BASE_DELAY_S = 5.0
+_MAX_DELAY_S = 900.0
+
+
+def retry_delay(attempts: int, *, past_deadline: bool = False) -> float:
+    """Exponential from 5 s, capped at 15 min (1 h once past the deadline), jittered ±50%."""
+    cap = 3600.0 if past_deadline else _MAX_DELAY_S
+    delay: float = min(cap, _BASE_DELAY_S * 2.0 ** max(0, attempts - 1))
+    return delay * random.uniform(0.5, 1.5)
+
+
+@dataclass
+class ArchiveOutcome:
+    archived: int = 0
+    lost: int = 0
+    none: int = 0
+    retry: int = 0
+    bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.archived + self.lost + self.none + self.retry
+
+
+class Archiver:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        http: httpx.AsyncClient,
+        *,
+        policy: HostPolicy,
+        spool_dir: Path,
+        owner: str,
+        output_ttl_s: int,
+        concurrency: int = 4,
+        max_bytes: int = 8 << 30,
+        aurous: AurousClient | None = None,
+    ) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._http = http
+        self._policy = policy
+        self._spool_dir = spool_dir
+        self._owner = owner
+        self._ttl_s = output_ttl_s
+        self._concurrency = concurrency
+        self._max_bytes = max_bytes
+        self._aurous = aurous
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wanted = asyncio.Event()
+        self._running: asyncio.Task[ArchiveOutcome] | None = None
+
+    def kick(self) -> None:
+        """Archive now (e.g. right after a webhook committed a succeeded job)."""
+        self._wanted.set()
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self.run_until_idle(), name="archiver-kick")
+
+    async def run_until_idle(
+        self, progress: Callable[[ArchiveOutcome], object] | None = None
+    ) -> ArchiveOutcome:
+        """Claim and archive due outputs until none are due."""
+        total = ArchiveOutcome()
+        while True:
+            self._wanted.clear()
+            round_ = await self.run_due()
+            _merge(total, round_)
+            if progress is not None and round_.handled:
+                progress(total)
+            if round_.handled == 0 and not self._wanted.is_set():
+                return total
+
+    async def run_due(self) -> ArchiveOutcome:
+        now = utcnow()
+        async with self._db.write() as conn:
+            claimed = await gateway.claim_outputs(
+                conn,
+                owner=self._owner,
+                now=now,
+                lease_until=now + LEASE,
+                limit=self._concurrency * 2,
+            )
+        outcome = ArchiveOutcome()
+        await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
+        return outcome
+
+    async def _archive(self, row: Row[Any], outcome: ArchiveOutcome) -> None:
+        async with self._slots:
+            heartbeat = asyncio.create_task(self._keep_lease(row.id))
+            try:
+                await self._archive_leased(row, outcome)
+            except Exception as exc:  # a bug must not stop the other outputs
+                log.exception("archiving output %s of %s failed", row.position, row.job_id)
+                await self._retry(row, f"internal error: {exc!r}"[:300], outcome)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+
+    async def _archive_leased(self, row: Row[Any], outcome: ArchiveOutcome) -> None:
+        try:
+            result = await self._download(row.source_url, row.id)
+        except DownloadError as error:
+            if error.code == "output_expired" or error.status == 410:
+                fresh = await self._fresh_url(row)
+                if fresh is None:
+                    return await self._finish(row, "lost", str(error), outcome)
+                try:
+                    result = await self._download(fresh, row.id)
+                except DownloadError as again:
+                    return await self._failed(row, again, outcome)
+            else:
+                return await self._failed(row, error, outcome)
+        await self._store(row, result, outcome)
+
+    async def _download(self, url: str, output_id: int) -> Downloaded:
+        spool = self._spool_dir / f"output-{output_id}.part"
+        return await download(
+            self._http, url, spool, policy=self._policy, max_bytes=self._max_bytes
+        )
+
+    async def _store(self, row: Row[Any], result: Downloaded, outcome: ArchiveOutcome) -> None:
+        await self._blobs.adopt_file(result.path, result.sha256, result.content_type)
+        values = {
+            "state": "archived",
+            "sha256": result.sha256,
+            "size": result.size,
+            "content_type": result.content_type,
+            "archived_at": utcnow(),
+            "last_error": None,
+            "next_attempt_at": None,
+        }
+        async with self._db.write() as conn:
+            finished = await gateway.finish_output(conn, row.id, self._owner, values)
+        result.path.unlink(missing_ok=True)
+        if finished:
+            outcome.archived += 1
+            outcome.bytes += result.size
+
+    async def _failed(self, row: Row[Any], error: DownloadError, outcome: ArchiveOutcome) -> None:
+        if error.code == "output_not_available" or error.status == 422:
+            return await self._finish(row, "none", str(error), outcome)
+        if error.permanent or error.status == 410:
+            return await self._finish(row, "lost", str(error), outcome)
+        await self._retry(row, str(error), outcome)
+
+    async def _retry(self, row: Row[Any], error: str, outcome: ArchiveOutcome) -> None:
+        now = utcnow()
+        if now > row.deadline + GIVE_UP_AFTER_DEADLINE:
+            return await self._finish(row, "lost", f"gave up after the deadline: {error}", outcome)
+        delay = retry_delay(row.attempts, past_deadline=now > row.deadline)
+        values = {"last_error": error[:500], "next_attempt_at": now + timedelta(seconds=delay)}
+        async with self._db.write() as conn:
+            await gateway.finish_output(conn, row.id, self._owner, values)
+        outcome.retry += 1
+        outcome.errors.append(error)
+
+    async def _finish(self, row: Row[Any], state: str, error: str, outcome: ArchiveOutcome) -> None:
+        async with self._db.write() as conn:
+            await gateway.finish_output(
+                conn,
+                row.id,
+                self._owner,
+                {"state": state, "last_error": error[:500], "next_attempt_at": None},
+            )
+        (self._spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
+        setattr(outcome, state, getattr(outcome, state) + 1)
+        if state == "lost":
+            log.warning("output %s of %s is lost: %s", row.position, row.job_id, error)
+
+    async def _fresh_url(self, row: Row[Any]) -> str | None:
+        """Re-GET the job once; the new URL if Aurous minted a different one."""
+        if self._aurous is None:
+            return None
+        try:
+            generation = await self._aurous.get_generation(row.job_id)
+        except AurousError as error:
+            log.info("could not refresh %s after 410: %s", row.job_id, error)
+            return None
+        async with self._db.write() as conn:
+            await record_observation(
+                conn, Observation(generation, "poll", utcnow()), output_ttl_s=self._ttl_s
+            )
+        urls = generation.output_sources()
+        fresh = urls[row.position] if row.position < len(urls) else None
+        return fresh if fresh and fresh != row.source_url else None
+
+    async def _keep_lease(self, output_id: int) -> None:
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            async with self._db.write() as conn:
+                await gateway.extend_output_lease(conn, output_id, self._owner, utcnow() + LEASE)
+
+    async def clean_spool(self) -> None:
+        """Remove spool files of outputs that are no longer pending (at start-up). A pending
+        output's partial spool stays: the next attempt resumes from it."""
+        spools = {_spool_id(path): path for path in self._spool_dir.glob("output-*.part")}
+        spools.pop(None, None)
+        if not spools:
+            return
+        async with self._db.read() as conn:
+            pending = await gateway.pending_output_ids(conn, [i for i in spools if i is not None])
+        for output_id, path in spools.items():
+            if output_id not in pending:
+                path.unlink(missing_ok=True)
+
+    async def stop(self) -> None:
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
+
+
+def _spool_id(path: Path) -> int | None:
+    try:
+        return int(path.name.removeprefix("output-").removesuffix(".part"))
+    except ValueError:
+        return None
+
+
+def _merge(total: ArchiveOutcome, part: ArchiveOutcome) -> None:
+    total.archived += part.archived
+    total.lost += part.lost
+    total.none += part.none
+    total.retry += part.retry
+    total.bytes += part.bytes
+    total.errors += part.errors

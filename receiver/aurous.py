@@ -1,0 +1,318 @@
+"""`AurousClient`: everything the service asks of the Aurous API, over one httpx client.
+
+Errors come back as typed exceptions decoded from Aurous's error envelope. Retries follow the
+documented policy: `rate_limit` waits for Retry-After (and pauses every caller meanwhile),
+`server_error` and network failures back off with jitter, everything else is final. GETs draw
+from a shared per-minute budget that also slows down when X-RateLimit-Remaining runs low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import msgspec
+
+from receiver.envelope import GenerationResponse, decode_generation, decode_generation_list
+
+__all__ = [
+    "AurousClient",
+    "AurousError",
+    "RateBudget",
+]
+
+_RETRYABLE_TYPES = {"rate_limit", "server_error"}
+_LOW_REMAINING = 0.05  # below 5% of the bucket left, spread requests out
+
+
+class AurousError(Exception):
+    """An error answer from Aurous (or no answer at all: type `network`)."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        code: str,
+        message: str,
+        *,
+        request_id: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.type = type_
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.param = param
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.type in _RETRYABLE_TYPES or self.type == "network"
+
+
+class _ErrorBody(msgspec.Struct):
+    type: str = "server_error"
+    code: str = "unknown"
+    message: str = ""
+    param: str | None = None
+    request_id: str | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody
+
+
+def _error_from(response: httpx.Response) -> AurousError:
+    try:
+        body = msgspec.json.decode(response.content, type=_ErrorEnvelope).error
+    except msgspec.DecodeError:
+        fallback = "server_error" if response.status_code >= 500 else "invalid_request"
+        body = _ErrorBody(
+            type=fallback, code=f"http_{response.status_code}", message=response.text[:200]
+        )
+    if response.status_code == 429:
+        body.type = "rate_limit"
+    return AurousError(
+        response.status_code,
+        body.type,
+        body.code,
+        body.message,
+        request_id=body.request_id or response.headers.get("aurous-request-id"),
+        param=body.param,
+        retry_after=_retry_after(response),
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RateBudget:
+    """A per-minute allowance of GETs shared by every caller, plus the 429 pause."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self._tokens = float(per_minute)
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        self.used = 0
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - self._clock())
+
+    async def wait_unpaused(self) -> None:
+        while (delay := self.paused_for()) > 0:
+            await self._sleep(delay)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                await self.wait_unpaused()
+                self._refill()
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    self.used += 1
+                    return
+                await self._sleep((1 - self._tokens) * 60 / self.per_minute)
+
+    def observe_remaining(self, remaining: int, limit: int) -> None:
+        """When Aurous says its bucket is nearly empty, stop spending ours for a moment."""
+        if limit > 0 and remaining <= limit * _LOW_REMAINING:
+            self._tokens = min(self._tokens, 0.0)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(
+            self.per_minute, self._tokens + (now - self._updated) * self.per_minute / 60
+        )
+        self._updated = now
+
+
+class AurousClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        budget: RateBudget,
+        version: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        max_attempts: int = 5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "aurous-receiver/0.1"}
+        if api_key:
+            headers["X-Api-Key"] = api_key
+        if version:
+            headers["Aurous-Version"] = version
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self.requests: Counter[str] = Counter()
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5))
+        self._headers = headers
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- generations -------------------------------------------------------------------------
+
+    async def get_generation(self, generation_id: str) -> GenerationResponse:
+        response = await self._request("GET", f"/v1/images/{generation_id}", kind="get")
+        return decode_generation(response.content)
+
+    async def list_generations(
+        self, *, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[GenerationResponse], bool, str | None]:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        response = await self._request("GET", "/v1/images", params=params, kind="list")
+        return decode_generation_list(response.content)
+
+    async def create(
+        self, kind: str, body: bytes, idempotency_key: str
+    ) -> tuple[GenerationResponse, httpx.Response]:
+        path = "/v1/videos" if kind == "video" else "/v1/images"
+        response = await self._request(
+            "POST",
+            path,
+            content=body,
+            kind="create",
+            headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"},
+        )
+        return decode_generation(response.content), response
+
+    async def cancel(self, generation_id: str) -> GenerationResponse:
+        response = await self._request("POST", f"/v1/images/{generation_id}/cancel", kind="cancel")
+        return decode_generation(response.content)
+
+    # --- billing -----------------------------------------------------------------------------
+
+    async def balance(self) -> dict[str, Any]:
+        return await self._json("GET", "/v1/balance", kind="balance")
+
+    async def usage_events(
+        self, *, starting_after: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        return await self._json("GET", "/v1/usage/events", params=params, kind="usage")
+
+    # --- webhook endpoints -------------------------------------------------------------------
+
+    async def create_webhook_endpoint(
+        self, url: str, events: list[str], description: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url, "events": events}
+        if description:
+            body["description"] = description
+        return await self._json("POST", "/v1/webhook_endpoints", json=body, kind="endpoint")
+
+    async def rotate_webhook_secret(self, endpoint_id: str) -> dict[str, Any]:
+        path = f"/v1/webhook_endpoints/{endpoint_id}/rotate_secret"
+        return await self._json("POST", path, kind="endpoint")
+
+    async def test_webhook(self, endpoint_id: str, event_type: str) -> dict[str, Any]:
+        path = f"/v1/webhook_endpoints/{endpoint_id}/test"
+        return await self._json("POST", path, json={"event_type": event_type}, kind="endpoint")
+
+    # --- transport ---------------------------------------------------------------------------
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._request(method, path, **kwargs)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise AurousError(
+                response.status_code,
+                "server_error",
+                "unexpected_body",
+                f"{method} {path} did not answer with a JSON object",
+            )
+        return data
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await self._attempt(method, path, kind, headers, kwargs)
+            except AurousError as error:
+                if not error.retryable or attempt == self._max_attempts:
+                    raise
+                if error.type == "rate_limit":
+                    self.budget.pause(error.retry_after if error.retry_after is not None else 1.0)
+                else:
+                    await self._sleep(_backoff(attempt))
+        raise AssertionError("unreachable")
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        headers: Mapping[str, str] | None,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
+        if method == "GET":
+            await self.budget.acquire()
+        else:
+            await self.budget.wait_unpaused()
+        self.requests[kind] += 1
+        try:
+            response = await self._http.request(
+                method,
+                self.base_url + path,
+                headers={**self._headers, **(headers or {})},
+                **kwargs,
+            )
+        except httpx.TransportError as exc:
+            raise AurousError(0, "network", "network_error", f"{method} {path}: {exc!r}") from None
+        self._note_rate_headers(response)
+        if response.is_success:
+            return response
+        raise _error_from(response)
+
+    def _note_rate_headers(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        limit = response.headers.get("x-ratelimit-limit")
+        if remaining and limit and remaining.isdigit() and limit.isdigit():
+            self.budget.observe_remaining(int(remaining), int(limit))
+
+
+def _backoff(attempt: int) -> float:
+    """1 s, 2 s, 4 s, 8 s … capped at 30 s, with full jitter on the upper half."""
+    base = min(30.0, 2.0 ** (attempt - 1))
+    return base / 2 + random.uniform(0, base / 2)

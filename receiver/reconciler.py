@@ -1,0 +1,166 @@
+"""The safety net under webhooks: a sweep of the generation list (which also adopts jobs
+created elsewhere) and targeted polls of running jobs whose news is overdue.
+
+Both claim their work in the database, so several replicas share it without overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row
+
+from receiver.aurous import AurousClient, AurousError
+from receiver.envelope import GenerationResponse, parse_timestamp
+from receiver.lifecycle import Observation, ObservationResult, observe, poll_interval
+from storage import gateway
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["PollReport", "Reconciler", "SweepReport"]
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = "sweep.watermark"
+POLL_LEASE = timedelta(minutes=2)
+
+
+@dataclass
+class SweepReport:
+    pages: int = 0
+    seen: int = 0
+    adopted: int = 0
+    changed: int = 0
+
+
+@dataclass
+class PollReport:
+    polled: int = 0
+    changed: int = 0
+    failed: int = 0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        db: Database,
+        aurous: AurousClient,
+        *,
+        owner: str,
+        output_ttl_s: int,
+        on_observed: Callable[[Sequence[ObservationResult]], None] | None = None,
+        page_size: int = 100,
+        max_pages: int = 50,
+        overlap: timedelta = timedelta(minutes=5),
+        lookback: timedelta = timedelta(hours=48),
+        poll_batch: int = 20,
+        poll_concurrency: int = 4,
+    ) -> None:
+        self._db = db
+        self._aurous = aurous
+        self._owner = owner
+        self._ttl_s = output_ttl_s
+        self._on_observed = on_observed
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._overlap = overlap
+        self._lookback = lookback
+        self._poll_batch = poll_batch
+        self._poll_slots = asyncio.Semaphore(poll_concurrency)
+
+    async def sweep(self) -> SweepReport:
+        """Walk the list newest first, back past the last sweep's newest job (minus an
+        overlap) and past the oldest job we still think is running."""
+        report = SweepReport()
+        floor = await self._floor()
+        newest: datetime | None = None
+        cursor: str | None = None
+        for _ in range(self._max_pages):
+            page, has_more, next_cursor = await self._aurous.list_generations(
+                starting_after=cursor, limit=self._page_size
+            )
+            report.pages += 1
+            if not page:
+                break
+            newest = newest or parse_timestamp(page[0].created_at)
+            await self._observe(page, "sweep", report)
+            oldest = parse_timestamp(page[-1].created_at)
+            if not has_more or (oldest is not None and oldest < floor):
+                break
+            cursor = next_cursor or page[-1].id
+        if newest is not None:
+            await self._advance_watermark(newest)
+        return report
+
+    async def _floor(self) -> datetime:
+        now = utcnow()
+        async with self._db.read() as conn:
+            watermark = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
+            oldest_open = await gateway.oldest_open_job_created_at(conn)
+        floor = watermark - self._overlap if watermark else now - self._lookback
+        if oldest_open is not None:
+            floor = min(floor, oldest_open - self._overlap)
+        return max(floor, now - self._lookback)
+
+    async def _advance_watermark(self, newest: datetime) -> None:
+        async with self._db.write() as conn:
+            current = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
+            if current is None or newest > current:
+                await gateway.set_state(conn, WATERMARK_KEY, newest.isoformat(), utcnow())
+
+    async def _observe(
+        self, generations: Sequence[GenerationResponse], source: str, report: SweepReport
+    ) -> None:
+        now = utcnow()
+        results = await observe(
+            self._db, [Observation(g, source, now) for g in generations], output_ttl_s=self._ttl_s
+        )
+        report.seen += len(results)
+        report.adopted += sum(1 for r in results if r.created)
+        report.changed += sum(1 for r in results if r.applied)
+        if self._on_observed is not None:
+            self._on_observed(results)
+
+    async def poll_due(self) -> PollReport:
+        """Poll every running job whose next poll is due, batch after batch."""
+        report = PollReport()
+        while True:
+            now = utcnow()
+            async with self._db.write() as conn:
+                claimed = await gateway.claim_due_polls(
+                    conn,
+                    owner=self._owner,
+                    now=now,
+                    lease_until=now + POLL_LEASE,
+                    limit=self._poll_batch,
+                )
+            if not claimed:
+                return report
+            await asyncio.gather(*(self._poll(row, report) for row in claimed))
+
+    async def _poll(self, row: Row[Any], report: PollReport) -> None:
+        async with self._poll_slots:
+            try:
+                generation = await self._aurous.get_generation(row.id)
+            except AurousError as error:
+                report.failed += 1
+                log.info("poll of %s failed: %s", row.id, error)
+                retry_at = utcnow() + poll_interval(row.kind, row.poll_attempts)
+                async with self._db.write() as conn:
+                    await gateway.release_job_lease(
+                        conn, row.id, self._owner, {"next_poll_at": retry_at}
+                    )
+                return
+            results = await observe(
+                self._db, [Observation(generation, "poll", utcnow())], output_ttl_s=self._ttl_s
+            )
+            report.polled += 1
+            report.changed += sum(1 for r in results if r.applied)
+            async with self._db.write() as conn:
+                await gateway.release_job_lease(conn, row.id, self._owner)
+            if self._on_observed is not None:
+                self._on_observed(results)

@@ -1,0 +1,79 @@
+"""GET /jobs/{id}/outputs/{n}: the archived bytes, streamed from the blob store, with Range."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, get
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from receiver.http import ApiError
+from receiver.runtime import RuntimeDep
+from storage import gateway
+
+__all__ = ["get_output"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) for a single satisfiable `Range`, None for the whole body."""
+    if not header or "," in header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, end = max(0, size - int(last)), size
+    else:
+        start, end = int(first), min(size, int(last) + 1) if last else size
+    if start >= size or start >= end:
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"the output has {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+@get(
+    "/jobs/{job_id:str}/outputs/{index:int}",
+    operation_id="getJobOutput",
+    summary="The archived bytes of one output (Range supported)",
+)
+async def get_output(
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    job_id: FromPath[str],
+    index: FromPath[int],
+) -> Stream:
+    async with runtime.db.read() as conn:
+        output = await gateway.get_output(conn, job_id, index)
+    if output is None or output.state != "archived":
+        state = output.state if output else "unknown"
+        raise ApiError(
+            404,
+            "output_not_archived",
+            f"output {index} of {job_id} is not archived (state: {state})",
+        )
+    size = int(output.size)
+    span = byte_range(request.headers.get("range"), size)
+    start, end = span or (0, size)
+    headers = {
+        "ETag": f'"{output.sha256}"',
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start),
+        "Cache-Control": "private, max-age=31536000, immutable",
+    }
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return Stream(
+        runtime.blobs.read(output.sha256, start, end),
+        status_code=206 if span else 200,
+        media_type=output.content_type or "application/octet-stream",
+        headers=headers,
+    )
