@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
@@ -440,9 +441,15 @@ async def _check_blob(blobs: Any, sha256: str, size: int | None) -> str | None:
 
 
 @cli.command()
-def demo() -> None:
-    """Run the simulator and the receiver together on loopback."""
-    click.echo("`demo` arrives with the simulator (issue 3).")
+@click.option("--port", default=8000, show_default=True, help="Receiver port (or a free one).")
+@click.option("--simulator-port", default=8900, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, port: int, simulator_port: int) -> None:
+    """Run the simulator and the receiver together on loopback with a mixed workload."""
+    from receiver.demo import run_demo
+
+    configure_logging(level=logging.WARNING)
+    run_demo(settings_from(ctx).data_dir / "demo", port, simulator_port)
 
 
 def _when(value: Any) -> str:
