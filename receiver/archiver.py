@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Row
 
-from receiver.aurous import AurousClient, AurousError
+from receiver.aurous import AurousClient, AurousError, RateBudget
 from receiver.fetch import Downloaded, DownloadError, HostPolicy, download
 from receiver.lifecycle import Observation, record_observation
 from storage import gateway
@@ -32,14 +32,13 @@ __all__ = ["ArchiveOutcome", "Archiver", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
 GIVE_UP_AFTER_DEADLINE = timedelta(days=7)  # the 24 h deadline is an assumption, 410 is a fact
-_BASE_DELAY_S = 5.0
+_BASE_DELAY_S = 1.0
 _MAX_DELAY_S = 900.0
 
 
 def retry_delay(attempts: int, *, past_deadline: bool = False) -> float:
-    """Exponential from 5 s, capped at 15 min (1 h once past the deadline), jittered ±50%."""
+    """Exponential from 1 s, capped at 15 min (1 h once past the deadline), jittered ±50%."""
     cap = 3600.0 if past_deadline else _MAX_DELAY_S
     delay: float = min(cap, _BASE_DELAY_S * 2.0 ** max(0, attempts - 1))
     return delay * random.uniform(0.5, 1.5)
@@ -73,7 +72,11 @@ class Archiver:
         concurrency: int = 4,
         max_bytes: int = 8 << 30,
         aurous: AurousClient | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        budget: RateBudget | None = None,
     ) -> None:
+        self._lease = lease
+        self._budget = budget  # Aurous's 429 pause applies to downloads from it too
         self._db = db
         self._blobs = blobs
         self._http = http
@@ -115,7 +118,7 @@ class Archiver:
                 conn,
                 owner=self._owner,
                 now=now,
-                lease_until=now + LEASE,
+                lease_until=now + self._lease,
                 limit=self._concurrency * 2,
             )
         outcome = ArchiveOutcome()
@@ -153,6 +156,16 @@ class Archiver:
 
     async def _download(self, url: str, output_id: int) -> Downloaded:
         spool = self._spool_dir / f"output-{output_id}.part"
+        if self._budget is not None:
+            await self._budget.wait_unpaused()
+        try:
+            return await self._fetch(url, spool)
+        except DownloadError as error:
+            if error.status == 429 and self._budget is not None:
+                self._budget.pause(error.retry_after or 1.0)
+            raise
+
+    async def _fetch(self, url: str, spool: Path) -> Downloaded:
         return await download(
             self._http, url, spool, policy=self._policy, max_bytes=self._max_bytes
         )
@@ -180,13 +193,15 @@ class Archiver:
             return await self._finish(row, "none", str(error), outcome)
         if error.permanent or error.status == 410:
             return await self._finish(row, "lost", str(error), outcome)
-        await self._retry(row, str(error), outcome)
+        await self._retry(row, str(error), outcome, at_least=error.retry_after or 0.0)
 
-    async def _retry(self, row: Row[Any], error: str, outcome: ArchiveOutcome) -> None:
+    async def _retry(
+        self, row: Row[Any], error: str, outcome: ArchiveOutcome, at_least: float = 0.0
+    ) -> None:
         now = utcnow()
         if now > row.deadline + GIVE_UP_AFTER_DEADLINE:
             return await self._finish(row, "lost", f"gave up after the deadline: {error}", outcome)
-        delay = retry_delay(row.attempts, past_deadline=now > row.deadline)
+        delay = max(at_least, retry_delay(row.attempts, past_deadline=now > row.deadline))
         values = {"last_error": error[:500], "next_attempt_at": now + timedelta(seconds=delay)}
         async with self._db.write() as conn:
             await gateway.finish_output(conn, row.id, self._owner, values)
@@ -225,9 +240,10 @@ class Archiver:
 
     async def _keep_lease(self, output_id: int) -> None:
         while True:
-            await asyncio.sleep(LEASE.total_seconds() / 3)
+            await asyncio.sleep(self._lease.total_seconds() / 3)
             async with self._db.write() as conn:
-                await gateway.extend_output_lease(conn, output_id, self._owner, utcnow() + LEASE)
+                until = utcnow() + self._lease
+                await gateway.extend_output_lease(conn, output_id, self._owner, until)
 
     async def clean_spool(self) -> None:
         """Remove spool files of outputs that are no longer pending (at start-up). A pending

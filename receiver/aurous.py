@@ -177,6 +177,11 @@ class AurousClient:
         self._max_attempts = max_attempts
         self._sleep = sleep
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying client (tests hook its events to watch the traffic)."""
+        return self._http
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

@@ -25,7 +25,6 @@ from storage.types import utcnow
 __all__ = ["CreateError", "Created", "JobCreator"]
 
 _IN_FLIGHT_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
-STALE_AFTER = timedelta(seconds=30)
 
 
 class CreateError(Exception):
@@ -64,7 +63,16 @@ def canonical(body: bytes) -> tuple[dict[str, Any], str]:
 
 
 class JobCreator:
-    def __init__(self, db: Database, aurous: AurousClient | None, *, output_ttl_s: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        aurous: AurousClient | None,
+        *,
+        output_ttl_s: int,
+        repair_after: timedelta = timedelta(minutes=2),
+    ) -> None:
+        # A request still `sending` after this long has no live sender: resend its key.
+        self._repair_after = repair_after
         self._db = db
         self._aurous = aurous
         self._ttl_s = output_ttl_s
@@ -182,7 +190,7 @@ class JobCreator:
         if self._aurous is None:
             return 0
         async with self._db.read() as conn:
-            stale = await gateway.stale_job_requests(conn, utcnow() - STALE_AFTER, limit)
+            stale = await gateway.stale_job_requests(conn, utcnow() - self._repair_after, limit)
         repaired = 0
         for request in stale:
             try:

@@ -32,11 +32,13 @@ class DownloadError(Exception):
         status: int | None = None,
         code: str | None = None,
         permanent: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -241,4 +243,11 @@ def _error(response: httpx.Response) -> DownloadError:
         + (f" {code}" if code else "")
         + (f": {body.message}" if body.message else "")
     )
-    return DownloadError(message[:300], status=status, code=code, permanent=permanent)
+    retry_after = response.headers.get("retry-after", "")
+    return DownloadError(
+        message[:300],
+        status=status,
+        code=code,
+        permanent=permanent,
+        retry_after=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+    )

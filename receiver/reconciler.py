@@ -26,7 +26,6 @@ __all__ = ["PollReport", "Reconciler", "SweepReport"]
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "sweep.watermark"
-POLL_LEASE = timedelta(minutes=2)
 
 
 @dataclass
@@ -55,11 +54,12 @@ class Reconciler:
         on_observed: Callable[[Sequence[ObservationResult]], None] | None = None,
         page_size: int = 100,
         max_pages: int = 50,
-        overlap: timedelta = timedelta(minutes=5),
         lookback: timedelta = timedelta(hours=48),
         poll_batch: int = 20,
         poll_concurrency: int = 4,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
+        self._lease = lease
         self._db = db
         self._aurous = aurous
         self._owner = owner
@@ -67,16 +67,20 @@ class Reconciler:
         self._on_observed = on_observed
         self._page_size = page_size
         self._max_pages = max_pages
-        self._overlap = overlap
         self._lookback = lookback
         self._poll_batch = poll_batch
         self._poll_slots = asyncio.Semaphore(poll_concurrency)
 
     async def sweep(self) -> SweepReport:
-        """Walk the list newest first, back past the last sweep's newest job (minus an
-        overlap) and past the oldest job we still think is running."""
+        """Walk the list newest first until a page older than the last sweep's newest job
+        teaches nothing new (no unknown job, no status change). Jobs are listed by about two
+        sweeps, so the list costs about one GET per 50 jobs; running jobs further back are
+        the targeted polls' business."""
         report = SweepReport()
-        floor = await self._floor()
+        now = utcnow()
+        async with self._db.read() as conn:
+            watermark = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
+        oldest_allowed = now - self._lookback
         newest: datetime | None = None
         cursor: str | None = None
         for _ in range(self._max_pages):
@@ -87,24 +91,15 @@ class Reconciler:
             if not page:
                 break
             newest = newest or parse_timestamp(page[0].created_at)
-            await self._observe(page, "sweep", report)
-            oldest = parse_timestamp(page[-1].created_at)
-            if not has_more or (oldest is not None and oldest < floor):
+            learned = await self._observe(page, "sweep", report)
+            oldest = parse_timestamp(page[-1].created_at) or now
+            past_watermark = watermark is None or oldest < watermark
+            if not has_more or oldest < oldest_allowed or (past_watermark and not learned):
                 break
             cursor = next_cursor or page[-1].id
         if newest is not None:
             await self._advance_watermark(newest)
         return report
-
-    async def _floor(self) -> datetime:
-        now = utcnow()
-        async with self._db.read() as conn:
-            watermark = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
-            oldest_open = await gateway.oldest_open_job_created_at(conn)
-        floor = watermark - self._overlap if watermark else now - self._lookback
-        if oldest_open is not None:
-            floor = min(floor, oldest_open - self._overlap)
-        return max(floor, now - self._lookback)
 
     async def _advance_watermark(self, newest: datetime) -> None:
         async with self._db.write() as conn:
@@ -114,7 +109,8 @@ class Reconciler:
 
     async def _observe(
         self, generations: Sequence[GenerationResponse], source: str, report: SweepReport
-    ) -> None:
+    ) -> bool:
+        """Record a page; True if it taught us anything (a new job or a status change)."""
         now = utcnow()
         results = await observe(
             self._db, [Observation(g, source, now) for g in generations], output_ttl_s=self._ttl_s
@@ -124,6 +120,7 @@ class Reconciler:
         report.changed += sum(1 for r in results if r.applied)
         if self._on_observed is not None:
             self._on_observed(results)
+        return any(r.created or r.applied for r in results)
 
     async def poll_due(self) -> PollReport:
         """Poll every running job whose next poll is due, batch after batch."""
@@ -135,7 +132,7 @@ class Reconciler:
                     conn,
                     owner=self._owner,
                     now=now,
-                    lease_until=now + POLL_LEASE,
+                    lease_until=now + self._lease,
                     limit=self._poll_batch,
                 )
             if not claimed:

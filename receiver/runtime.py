@@ -11,7 +11,6 @@ from typing import TypeAlias
 
 import httpx
 from litestar.di import NamedDependency
-from storage.blobs import BlobStore
 
 from receiver.archiver import Archiver
 from receiver.aurous import AurousClient, RateBudget
@@ -27,6 +26,7 @@ from receiver.reconciler import Reconciler
 from receiver.scheduler import Ticker
 from receiver.settings import Settings
 from storage import gateway
+from storage.blobs import BlobStore
 from storage.crypto import (
     SecretBox,
     decode_master_key,
@@ -146,6 +146,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         concurrency=settings.archive_concurrency,
         max_bytes=settings.max_output_bytes,
         aurous=aurous,
+        lease=timedelta(seconds=settings.lease_s),
+        budget=aurous.budget if aurous else None,
     )
     runtime = Runtime(
         settings=settings,
@@ -160,7 +162,12 @@ async def open_runtime(settings: Settings) -> Runtime:
         admin_token=resolve_admin_token(settings),
         head_revision=head,
         owner=owner,
-        creator=JobCreator(db, aurous, output_ttl_s=settings.output_ttl_s),
+        creator=JobCreator(
+            db,
+            aurous,
+            output_ttl_s=settings.output_ttl_s,
+            repair_after=timedelta(seconds=settings.create_repair_after_s),
+        ),
     )
     if aurous is not None:
         runtime.reconciler = Reconciler(
@@ -169,6 +176,7 @@ async def open_runtime(settings: Settings) -> Runtime:
             owner=owner,
             output_ttl_s=settings.output_ttl_s,
             on_observed=runtime.after_commit,
+            lease=timedelta(seconds=settings.lease_s),
         )
     runtime.intake.add_listener(runtime.after_commit)
     await runtime.intake.start()

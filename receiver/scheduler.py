@@ -12,6 +12,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 __all__ = ["Ticker"]
 
 log = logging.getLogger(__name__)
+# "skipped: maximum number of running instances reached" is the design (one run at a time).
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 class Ticker:

@@ -50,6 +50,8 @@ class Settings:
     sweep_interval_s: float = 60.0
     archive_concurrency: int = 4
     max_output_bytes: int = 8 << 30
+    lease_s: int = 60
+    create_repair_after_s: int = 120
     download_hosts: tuple[str, ...] = ()
     log_format: str = "text"
     background: bool = field(default=True)
@@ -127,6 +129,8 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _positive_float),
     "archive_concurrency": ("RECEIVER_ARCHIVE_CONCURRENCY", _positive_int),
     "max_output_bytes": ("RECEIVER_MAX_OUTPUT_BYTES", _positive_int),
+    "lease_s": ("RECEIVER_LEASE_S", _positive_int),
+    "create_repair_after_s": ("RECEIVER_CREATE_REPAIR_AFTER_S", _positive_int),
     "download_hosts": ("RECEIVER_DOWNLOAD_HOSTS", _csv),
     "log_format": ("RECEIVER_LOG_FORMAT", str),
 }

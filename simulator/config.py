@@ -61,6 +61,9 @@ class SimulatorConfig:
     rate_limits: bool = True
     rate_limit_multiplier: float = 1.0
     create_latency_s: float = 0.0
+    # The job exists at once, but the 201 comes this much later: a client that dies in
+    # between has been accepted without knowing it (crash tests for create repair).
+    create_reply_delay_s: float = 0.0
 
     # Faults (rates are probabilities 0..1).
     drop_rate: float = 0.0
@@ -125,6 +128,7 @@ def _check(config: SimulatorConfig) -> None:
         "rotation_grace_s",
         "slow_download",
         "create_latency_s",
+        "create_reply_delay_s",
         "ledger_retention_s",
         "prune_margin_s",
     ):

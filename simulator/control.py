@@ -25,6 +25,7 @@ _ALIASES = {
     "output_ttl": "output_ttl_s",
     "rotation_grace": "rotation_grace_s",
     "create_latency": "create_latency_s",
+    "create_reply_delay": "create_reply_delay_s",
     "ledger_retention": "ledger_retention_s",
     "bad_signature": "bad_signature_rate",
 }

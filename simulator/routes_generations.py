@@ -64,6 +64,8 @@ async def _create_fresh(
     job = sim.create_job(
         kind, params, Origin(base_url(request), request_id(request.scope), version)
     )
+    if sim.config.create_reply_delay_s > 0:
+        await asyncio.sleep(sim.config.create_reply_delay_s)
     return json_response(sim.render(job), 201)
 
 

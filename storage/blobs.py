@@ -113,9 +113,7 @@ class BlobStore:
             # Also dooms an upload that outlives a cancelled caller: its next read fails.
             source.close()
 
-    async def adopt_file(
-        self, path: Path, sha256: str, content_type: str | None = None
-    ) -> bool:
+    async def adopt_file(self, path: Path, sha256: str, content_type: str | None = None) -> bool:
         """Move a finished file into the store (the caller gives it up: `path` is gone after).
         On a local store on the same disk this is one hard link, not a copy."""
         key = key_for(sha256)

@@ -51,7 +51,6 @@ __all__ = [
     "list_outputs",
     "list_secrets",
     "lock_jobs",
-    "oldest_open_job_created_at",
     "output_counts",
     "pending_output_ids",
     "prune_rejected",
@@ -463,12 +462,6 @@ async def release_job_lease(
         .values(**(values or {}), lease_owner=None, lease_expires_at=None)
     )
     return (await conn.execute(stmt)).rowcount == 1
-
-
-async def oldest_open_job_created_at(conn: AsyncConnection) -> datetime | None:
-    stmt = select(func.min(JOB.c.created_at)).where(JOB.c.terminal.is_(False))
-    value: datetime | None = (await conn.execute(stmt)).scalar_one_or_none()
-    return value
 
 
 async def get_state(conn: AsyncConnection, key: str) -> str | None:

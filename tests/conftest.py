@@ -88,6 +88,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url(postgres: PostgresServer, postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (replica tests)."""
+    name = f"receiver_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
+    yield postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
+    asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "receiver.db"
     shutil.copy(sqlite_template, path)

@@ -39,4 +39,5 @@ async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
 
 @get("/metrics", operation_id="getMetrics", summary="Prometheus metrics")
 async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
+    await runtime.refresh_gauges()  # database-backed gauges are read at scrape time
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -28,10 +28,12 @@ async def test_fifty_concurrent_copies_are_processed_once(settings: Settings) ->
     with live_server(create_app(settings)) as server:
         limits = httpx.Limits(max_connections=50)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
-            responses = await asyncio.gather(*[
-                client.post("/webhooks/aurous", content=body, headers=headers(body))
-                for _ in range(50)
-            ])
+            responses = await asyncio.gather(
+                *[
+                    client.post("/webhooks/aurous", content=body, headers=headers(body))
+                    for _ in range(50)
+                ]
+            )
             outcomes = Counter(r.json()["status"] for r in responses)
             events = (await client.get("/jobs/img_concurrent/events", headers=AUTH)).json()
             stored = (await client.get("/deliveries", headers=AUTH, params={"limit": 100})).json()
@@ -48,11 +50,18 @@ def _free_port() -> int:
 
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RECEIVER_DATA_DIR=str(data_dir), RECEIVER_ADMIN_TOKEN=ADMIN_TOKEN,
-               RECEIVER_MASTER_KEY=MASTER_KEY, AUROUS_WEBHOOK_SECRET=TEST_SECRET)
+    env = dict(
+        os.environ,
+        RECEIVER_DATA_DIR=str(data_dir),
+        RECEIVER_ADMIN_TOKEN=ADMIN_TOKEN,
+        RECEIVER_MASTER_KEY=MASTER_KEY,
+        AUROUS_WEBHOOK_SECRET=TEST_SECRET,
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "receiver", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

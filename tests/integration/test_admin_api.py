@@ -14,8 +14,15 @@ from tests.conftest import make_settings
 from tests.support.aurous import endpoint_event, generation, headers
 
 Client = AsyncTestClient[Any]
-ADMIN_GETS = ["/jobs", "/jobs/img_1", "/jobs/img_1/events", "/deliveries",
-              "/deliveries/rejections", "/secrets", "/metrics"]
+ADMIN_GETS = [
+    "/jobs",
+    "/jobs/img_1",
+    "/jobs/img_1/events",
+    "/deliveries",
+    "/deliveries/rejections",
+    "/secrets",
+    "/metrics",
+]
 
 
 @pytest.mark.parametrize("path", ADMIN_GETS)

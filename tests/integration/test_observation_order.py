@@ -53,8 +53,13 @@ async def final_state(db: Database, job_id: str) -> tuple[Any, ...]:
         events = await gateway.list_job_events(conn, job_id)
     assert job is not None
     return (
-        job.status, job.terminal, job.completed_at, job.cost_micros, job.cost_state,
-        job.error_message, [(o.position, o.source_url, o.deadline, o.state) for o in outputs],
+        job.status,
+        job.terminal,
+        job.completed_at,
+        job.cost_micros,
+        job.cost_state,
+        job.error_message,
+        [(o.position, o.source_url, o.deadline, o.state) for o in outputs],
         sum(1 for e in events if not e.applied),
     )
 
@@ -69,8 +74,10 @@ def test_any_order_and_duplication_ends_in_the_true_state(db_url: str) -> None:
         job_id, shuffled = example
         truth_id = f"{job_id}_truth"
         terminal = next(data for data, _ in shuffled if data["status"] in TERMINAL)
-        in_order = [(dict(d, id=truth_id), "poll") for d in history(
-            truth_id, terminal["status"], with_queued=False)]
+        in_order = [
+            (dict(d, id=truth_id), "poll")
+            for d in history(truth_id, terminal["status"], with_queued=False)
+        ]
         loop.run_until_complete(observe_all(db, shuffled))
         loop.run_until_complete(observe_all(db, in_order))
         got = loop.run_until_complete(final_state(db, job_id))
@@ -90,11 +97,14 @@ def test_any_order_and_duplication_ends_in_the_true_state(db_url: str) -> None:
 async def test_failed_after_succeeded_is_kept_as_an_unapplied_event(db_url: str) -> None:
     db = Database(db_url)
     try:
-        await observe_all(db, [
-            (generation("img_c", "succeeded"), "webhook:evt_1"),
-            (generation("img_c", "processing"), "poll"),
-            (generation("img_c", "failed"), "sweep"),
-        ])
+        await observe_all(
+            db,
+            [
+                (generation("img_c", "succeeded"), "webhook:evt_1"),
+                (generation("img_c", "processing"), "poll"),
+                (generation("img_c", "failed"), "sweep"),
+            ],
+        )
         async with db.read() as conn:
             job = await gateway.get_job(conn, "img_c")
             events = await gateway.list_job_events(conn, "img_c")

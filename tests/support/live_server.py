@@ -20,6 +20,7 @@ class LiveServer:
         config = uvicorn.Config(
             app, host=host, port=port, lifespan="on", log_level="warning", access_log=False
         )
+        self.app = app
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.host = host

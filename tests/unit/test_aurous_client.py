@@ -32,13 +32,17 @@ def envelope(status: int, type_: str, code: str, **headers: str) -> httpx.Respon
 GEN = {"id": "img_1", "status": "processing", "object": "inference"}
 
 
-def client_for(handler: Callable[[httpx.Request], httpx.Response],
-               clock: FakeClock) -> AurousClient:
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response], clock: FakeClock
+) -> AurousClient:
     transport = httpx.MockTransport(handler)
     return AurousClient(
-        "https://api.example.test", "al_live_x",
+        "https://api.example.test",
+        "al_live_x",
         budget=RateBudget(600, clock=clock, sleep=clock.sleep),
-        http=httpx.AsyncClient(transport=transport), sleep=clock.sleep, version="2026-05-15",
+        http=httpx.AsyncClient(transport=transport),
+        sleep=clock.sleep,
+        version="2026-05-15",
     )
 
 
@@ -56,10 +60,14 @@ async def test_sends_key_and_version_and_decodes() -> None:
     assert seen[0].headers["Aurous-Version"] == "2026-05-15"
 
 
-@pytest.mark.parametrize(("status", "type_", "code"), [
-    (400, "invalid_request", "missing_field"), (401, "authentication", "invalid_api_key"),
-    (404, "not_found", "resource_not_found"),
-])
+@pytest.mark.parametrize(
+    ("status", "type_", "code"),
+    [
+        (400, "invalid_request", "missing_field"),
+        (401, "authentication", "invalid_api_key"),
+        (404, "not_found", "resource_not_found"),
+    ],
+)
 async def test_final_errors_are_not_retried(status: int, type_: str, code: str) -> None:
     calls = 0
 
@@ -118,8 +126,9 @@ async def test_low_remaining_header_slows_down() -> None:
     clock = FakeClock()
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=GEN, headers={"X-RateLimit-Remaining": "1",
-                                                       "X-RateLimit-Limit": "1200"})
+        return httpx.Response(
+            200, json=GEN, headers={"X-RateLimit-Remaining": "1", "X-RateLimit-Limit": "1200"}
+        )
 
     client = client_for(handler, clock)
     await client.get_generation("img_1")
