@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -20,6 +21,10 @@ __all__ = ["DownloadError", "Downloaded", "HostPolicy", "download"]
 _CHUNK = 256 * 1024
 _MAX_REDIRECTS = 5
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+class _Restart(Exception):
+    """The server's answer does not continue our partial file: start it over."""
 
 
 class DownloadError(Exception):
@@ -120,6 +125,10 @@ async def download(
                 complete = await _fetch_into(http, url, state, policy, max_bytes)
             except (httpx.TransportError, httpx.StreamError):
                 complete = False  # cut mid-way: resume from what we have
+            except _Restart:
+                await state.restart()
+                complete = False
+            await state.drain()
             if complete:
                 return state.result()
         raise DownloadError(f"connection cut {resumes + 1} times; will resume later")
@@ -127,13 +136,25 @@ async def download(
         state.close()
 
 
+_BATCH = 4 << 20  # hand the disk 4 MiB at a time
+_SYNC_EVERY = 256 << 20  # push to disk as we go, so the final fsync is short
+
+
 @dataclass
 class _Spool:
+    """The partial download on disk. Hashing and writing run in a worker thread, one batch
+    behind the network reads, so the socket is read while the previous batch is stored."""
+
     path: Path
     file: BinaryIO
     hasher: hashlib._Hash
-    size: int
+    size: int  # bytes received, written or still buffered
     content_type: str | None = None
+    buffer: list[bytes] = field(default_factory=list)
+    buffered: int = 0
+    unsynced: int = 0
+    writing: asyncio.Future[Any] | None = None
+    syncing: asyncio.Future[None] | None = None
 
     @classmethod
     def open(cls, path: Path) -> _Spool:
@@ -147,23 +168,77 @@ class _Spool:
                     size += len(chunk)
         return cls(path, path.open("ab"), hasher, size)
 
-    def write(self, chunk: bytes) -> None:
-        self.file.write(chunk)
-        self.hasher.update(chunk)
+    async def write(self, chunk: bytes) -> None:
+        self.buffer.append(chunk)
+        self.buffered += len(chunk)
         self.size += len(chunk)
+        if self.buffered >= _BATCH:
+            await self._hand_over()
 
-    def restart(self) -> None:
+    async def drain(self) -> None:
+        """Everything received is written and hashed."""
+        await self._hand_over()
+        await self._wait_for_writer()
+        if self.syncing is not None:
+            await self.syncing
+
+    async def restart(self) -> None:
+        await self._wait_for_writer()
+        self.buffer, self.buffered = [], 0
         self.file.truncate(0)
         self.file.seek(0)
         self.hasher = hashlib.sha256()
         self.size = 0
+
+    async def _hand_over(self) -> None:
+        if not self.buffer:
+            return
+        batch, self.buffer, self.buffered = self.buffer, [], 0
+        await self._wait_for_writer()
+        # Hashing and writing each release the GIL: run them side by side.
+        self.writing = asyncio.ensure_future(
+            asyncio.gather(
+                asyncio.to_thread(self._hash, batch), asyncio.to_thread(self._store, batch)
+            )
+        )
+
+    async def _wait_for_writer(self) -> None:
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            await writing
+        if self.unsynced >= _SYNC_EVERY and (self.syncing is None or self.syncing.done()):
+            # Push written data to disk in the background, so the fsync that makes the
+            # archive durable at the end has little left to wait for.
+            self.unsynced = 0
+            self.syncing = asyncio.ensure_future(
+                asyncio.to_thread(os.fdatasync, self.file.fileno())
+            )
+
+    def _hash(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self.hasher.update(chunk)
+
+    def _store(self, batch: list[bytes]) -> None:
+        self.file.flush()
+        written = os.writev(self.file.fileno(), batch)
+        expected = sum(len(chunk) for chunk in batch)
+        if written != expected:  # a short write: finish it the simple way
+            self.file.write(b"".join(batch)[written:])
+        self.unsynced += expected
 
     def result(self) -> Downloaded:
         self.file.flush()
         return Downloaded(self.path, self.hasher.hexdigest(), self.size, self.content_type)
 
     def close(self) -> None:
-        self.file.close()
+        """Close once the writer thread is done with the file (it may still be, if cancelled)."""
+        busy = [f for f in (self.writing, self.syncing) if f is not None and not f.done()]
+        if not busy:
+            self.file.close()
+        else:
+            asyncio.gather(*busy, return_exceptions=True).add_done_callback(
+                lambda _: self.file.close()
+            )
 
 
 async def _fetch_into(
@@ -178,8 +253,8 @@ async def _fetch_into(
         if expected is not None and expected > max_bytes:
             raise DownloadError(f"output is {expected} bytes, over the cap", permanent=True)
         spool.content_type = response.headers.get("content-type", spool.content_type)
-        async for chunk in response.aiter_raw(_CHUNK):
-            spool.write(chunk)
+        async for chunk in response.aiter_raw():
+            await spool.write(chunk)
             if spool.size > max_bytes:
                 raise DownloadError("output exceeds the size cap", permanent=True)
     finally:
@@ -192,11 +267,10 @@ def _expected_total(response: httpx.Response, spool: _Spool) -> int | None:
     if response.status_code == 206:
         start, total = _content_range(response.headers.get("content-range", ""))
         if start != spool.size:
-            spool.restart()
-            raise httpx.StreamError("206 for a different offset; starting over")
+            raise _Restart("206 for a different offset; starting over")
         return total
     if spool.size:
-        spool.restart()  # a 200 to a Range request is the whole file again
+        raise _Restart("a 200 to a Range request is the whole file again")
     length = response.headers.get("content-length")
     return int(length) if length and length.isdigit() else None
 

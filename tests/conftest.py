@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -121,8 +122,27 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data", db_url)
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[object]]:
+@asynccontextmanager
+async def admin_client(settings: Settings) -> AsyncIterator[AsyncTestClient[object]]:
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         test_client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        yield test_client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[object]]:
+    async with admin_client(settings) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sqlite_settings(sqlite_url: str, tmp_path: Path) -> Settings:
+    """For behaviour that is the same statement on both databases, or only exists on SQLite
+    (the database file inside the data dir)."""
+    return make_settings(tmp_path / "data", sqlite_url)
+
+
+@pytest.fixture
+async def sqlite_client(sqlite_settings: Settings) -> AsyncIterator[AsyncTestClient[object]]:
+    async with admin_client(sqlite_settings) as test_client:
         yield test_client

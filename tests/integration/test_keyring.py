@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
 
 from receiver.keyring import SecretStore
@@ -89,9 +88,10 @@ async def test_secrets_api_shows_metadata_and_which_secret_matched(client: Clien
     assert delivery["secret_id"] == secret["id"]
 
 
-async def test_no_secret_is_stored_in_plaintext(client: Client, settings: Settings) -> None:
-    if not settings.is_sqlite:
-        pytest.skip("the data dir holds the database only on SQLite")
+async def test_no_secret_is_stored_in_plaintext(
+    sqlite_client: Client, sqlite_settings: Settings
+) -> None:
+    client, settings = sqlite_client, sqlite_settings  # the database file is in the data dir
     await deliver(client, "evt_1", OLD)
     store, db = await cli_store(settings)
     try:

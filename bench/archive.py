@@ -1,0 +1,155 @@
+"""Archive throughput against curl, measured in the same run on the same simulator output.
+
+Downloads one 200 MB simulator video with `curl -o` and through the real archiver (claim,
+stream, hash, spool, move into the local blob store, mark archived) and prints MB/s for both
+and the ratio. Runs alternate; the median of each is reported.
+
+    .venv/bin/python bench/archive.py [--size-mb 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from receiver.archiver import Archiver
+from receiver.envelope import decode_generation
+from receiver.fetch import HostPolicy
+from receiver.lifecycle import Observation, observe
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.types import utcnow
+
+API_KEY = "al_live_bench"
+
+
+def start_simulator(port: int, size: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--time-scale",
+        "1000",
+        "--video-size",
+        str(size),
+        "--no-rate-limits",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/loras", headers={"X-Api-Key": API_KEY})
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("simulator did not start")
+
+
+def make_video(base: str) -> bytes:
+    headers = {"X-Api-Key": API_KEY}
+    created = httpx.post(
+        f"{base}/v1/videos", json={"prompt": "bench", "duration": 2}, headers=headers
+    ).json()
+    while True:
+        body = httpx.get(f"{base}/v1/images/{created['id']}", headers=headers)
+        if body.json()["status"] == "succeeded":
+            return body.content
+        time.sleep(0.05)
+
+
+def time_curl(url: str, target: Path, *, durable: bool = False) -> float:
+    started = time.perf_counter()
+    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
+    if durable:  # what the archiver also pays before it may call an output archived
+        with target.open("rb") as handle:
+            os.fsync(handle.fileno())
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return elapsed
+
+
+async def time_archiver(generation_body: bytes, base: str, workdir: Path) -> float:
+    data = workdir / "receiver"
+    shutil.rmtree(data, ignore_errors=True)
+    db = Database(f"sqlite+aiosqlite:///{data}/receiver.db")
+    await upgrade(db)
+    generation = decode_generation(generation_body)
+    await observe(db, [Observation(generation, "poll", utcnow())], output_ttl_s=86400)
+    async with httpx.AsyncClient(timeout=120) as http:
+        archiver = Archiver(
+            db,
+            BlobStore.from_url((data / "media").as_uri()),
+            http,
+            policy=HostPolicy.for_base(base),
+            spool_dir=data / "spool",
+            owner="bench",
+            output_ttl_s=86400,
+        )
+        started = time.perf_counter()
+        outcome = await archiver.run_until_idle()
+        elapsed = time.perf_counter() - started
+    await db.dispose()
+    assert outcome.archived == 1, outcome
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("curl"):
+        raise SystemExit("curl is needed")
+    size = args.size_mb * 1_000_000
+    port = 18000 + os.getpid() % 1000
+    simulator = start_simulator(port, size)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        generation_body = make_video(base)
+        url = decode_generation(generation_body).output_sources()[0]
+        with tempfile.TemporaryDirectory(prefix="bench-archive-") as tmp:
+            workdir = Path(tmp)
+            curl_s, synced_s, archive_s = [], [], []
+            for _ in range(args.runs):
+                curl_s.append(time_curl(url, workdir / "curl.out"))
+                synced_s.append(time_curl(url, workdir / "curl.out", durable=True))
+                archive_s.append(asyncio.run(time_archiver(generation_body, base, workdir)))
+    finally:
+        simulator.send_signal(signal.SIGINT)
+        simulator.wait(20)
+    rates = {
+        name: size / statistics.median(times) / 1e6
+        for name, times in (
+            ("curl -o", curl_s),
+            ("curl -o, then fsync", synced_s),
+            ("archiver (hash, fsync, store)", archive_s),
+        )
+    }
+    print(f"{'path':<34}{'MB/s':>10}")
+    for name, rate in rates.items():
+        print(f"{name:<34}{rate:>10.1f}")
+    archiver = rates["archiver (hash, fsync, store)"]
+    print(
+        f"ratio archiver/curl: {archiver / rates['curl -o']:.2f} (target >= 0.90); "
+        f"archiver/(curl + fsync): {archiver / rates['curl -o, then fsync']:.2f}; "
+        f"{args.size_mb} MB, {args.runs} runs each"
+    )
+
+
+if __name__ == "__main__":
+    main()
