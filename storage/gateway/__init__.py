@@ -1,0 +1,98 @@
+"""Every SQL statement the service runs, one module per area. Callers pass an open
+connection and own the transaction; uniqueness, not check-then-insert, decides duplicates."""
+
+from storage.gateway.deliveries import (
+    bump_rejection_counts,
+    find_delivery_ids,
+    insert_deliveries,
+    insert_delivery_records,
+    list_deliveries,
+    prune_rejected,
+    rejection_counts,
+)
+from storage.gateway.jobs import (
+    JobPage,
+    count_jobs_by_status,
+    get_job,
+    insert_job,
+    insert_job_events,
+    insert_jobs,
+    list_job_events,
+    list_jobs,
+    lock_jobs,
+    update_jobs,
+)
+from storage.gateway.outputs import (
+    archived_blobs,
+    claim_outputs,
+    extend_output_lease,
+    finish_output,
+    get_output,
+    list_outputs,
+    output_counts,
+    pending_output_ids,
+    upsert_outputs,
+)
+from storage.gateway.reconcile import (
+    claim_due_polls,
+    get_state,
+    release_job_lease,
+    set_state,
+)
+from storage.gateway.requests import (
+    get_job_request,
+    insert_job_request,
+    stale_job_requests,
+    update_job_request,
+)
+from storage.gateway.secrets import (
+    insert_secret,
+    list_secrets,
+    record_secret_matches,
+    retire_secret,
+    secret_id_by_fingerprint,
+    set_secret_expiry,
+)
+
+__all__ = [
+    "JobPage",
+    "archived_blobs",
+    "bump_rejection_counts",
+    "claim_due_polls",
+    "claim_outputs",
+    "count_jobs_by_status",
+    "extend_output_lease",
+    "find_delivery_ids",
+    "finish_output",
+    "get_job",
+    "get_job_request",
+    "get_output",
+    "get_state",
+    "insert_deliveries",
+    "insert_delivery_records",
+    "insert_job",
+    "insert_job_events",
+    "insert_job_request",
+    "insert_jobs",
+    "insert_secret",
+    "list_deliveries",
+    "list_job_events",
+    "list_jobs",
+    "list_outputs",
+    "list_secrets",
+    "lock_jobs",
+    "output_counts",
+    "pending_output_ids",
+    "prune_rejected",
+    "record_secret_matches",
+    "rejection_counts",
+    "release_job_lease",
+    "retire_secret",
+    "secret_id_by_fingerprint",
+    "set_secret_expiry",
+    "set_state",
+    "stale_job_requests",
+    "update_job_request",
+    "update_jobs",
+    "upsert_outputs",
+]
