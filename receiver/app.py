@@ -5,26 +5,42 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
 
-from receiver.auth import require_admin
+from receiver.auth import LoginRequired, require_admin
 from receiver.http import exception_handlers, request_id_middleware
+from receiver.pages import LocalRapidoc, template_config
 from receiver.routes import ADMIN_ROUTES, PUBLIC_ROUTES
+from receiver.routes.dashboard import DASHBOARD_ROUTES
 from receiver.runtime import Runtime, open_runtime
 from receiver.settings import Settings
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+# Requests by route template (not raw path), so ids in URLs do not explode the label set.
+HTTP_METRICS = PrometheusConfig(
+    app_name="aurous_receiver", prefix="receiver_http", group_path=True, exclude=["^/static/"]
+)
 
 
 def _runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
+
+
+def _to_login(_: Request[Any, Any, Any], exc: LoginRequired) -> Response[Any]:
+    return Redirect(exc.location, status_code=303)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -36,15 +52,27 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await app.state.runtime.close()
 
-    admin = Router(path="/", route_handlers=ADMIN_ROUTES, guards=[require_admin])
+    static = create_static_files_router(
+        path="/static",
+        directories=[HERE / "static"],
+        opt={"public": True},
+        cache_control=None,
+    )
     return Litestar(
-        route_handlers=[*PUBLIC_ROUTES, admin],
+        route_handlers=[*PUBLIC_ROUTES, *ADMIN_ROUTES, *DASHBOARD_ROUTES, static],
         lifespan=[lifespan],
+        guards=[require_admin],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
-        exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        exception_handlers={**exception_handlers, LoginRequired: _to_login},
+        middleware=[request_id_middleware, HTTP_METRICS.middleware],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="aurous-receiver", version="0.1.0"),
+        template_config=template_config(HERE / "templates"),
+        openapi_config=OpenAPIConfig(
+            title="aurous-receiver",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[LocalRapidoc(js_url="/static/rapidoc-min.js", path="/")],
+        ),
         logging_config=None,
         debug=False,
     )

@@ -1,12 +1,20 @@
-"""The admin token: from RECEIVER_ADMIN_TOKEN, else generated once into a 0600 file."""
+"""Who may use the admin surface: the bearer token (API) or the dashboard's session cookie.
+
+The token comes from RECEIVER_ADMIN_TOKEN, else it is generated once into a 0600 file. One
+guard sits on the whole app; the webhook, the probes, the login page and static assets opt out
+with `opt={"public": True}`. Dashboard pages (`opt={"page": True}`) redirect to the login form
+instead of answering 401.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
@@ -15,10 +23,28 @@ from litestar.handlers import BaseRouteHandler
 from receiver.settings import Settings
 from storage.crypto import read_or_create_private_file
 
-__all__ = ["TOKEN_FILE", "require_admin", "resolve_admin_token", "token_matches"]
+__all__ = [
+    "SESSION_COOKIE",
+    "TOKEN_FILE",
+    "LoginRequired",
+    "is_signed_in",
+    "require_admin",
+    "resolve_admin_token",
+    "session_value",
+    "token_matches",
+]
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "admin.token"
+SESSION_COOKIE = "receiver_session"
+
+
+class LoginRequired(Exception):
+    """A dashboard page was asked for without a session: send the browser to the login form."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("login required")
+        self.location = f"/login?next={quote(next_path, safe='/')}"
 
 
 def resolve_admin_token(settings: Settings) -> str:
@@ -34,13 +60,34 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
+def session_value(token: str) -> str:
+    """The cookie proves knowledge of the token without carrying it; a new token ends
+    every session."""
+    return hmac.new(
+        token.encode(), b"aurous-receiver/dashboard-session/v1", hashlib.sha256
+    ).hexdigest()
+
+
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, value = connection.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Litestar guard for every route but the webhook and the health probes."""
+def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     expected: str = connection.app.state.runtime.admin_token
-    if not token_matches(bearer_token(connection), expected):
-        raise NotAuthorizedException("a valid 'Authorization: Bearer <admin token>' is required")
+    if token_matches(bearer_token(connection), expected):
+        return True
+    cookie = connection.cookies.get(SESSION_COOKIE)
+    return cookie is not None and hmac.compare_digest(cookie, session_value(expected))
+
+
+def require_admin(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The app-wide guard."""
+    if handler.opt.get("public") or is_signed_in(connection):
+        return
+    if handler.opt.get("page"):
+        path = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
+        raise LoginRequired(path)
+    raise NotAuthorizedException("a valid 'Authorization: Bearer <admin token>' is required")

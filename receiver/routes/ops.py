@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from receiver.http import error_response
@@ -15,12 +15,17 @@ from storage.migrate import current_revision
 __all__ = ["get_health", "get_metrics", "get_readiness"]
 
 
-@get("/healthz", operation_id="getHealth", summary="The process is up")
+@get("/healthz", opt={"public": True}, operation_id="getHealth", summary="The process is up")
 async def get_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", operation_id="getReadiness", summary="Database reachable and migrated to head")
+@get(
+    "/readyz",
+    opt={"public": True},
+    operation_id="getReadiness",
+    summary="Database reachable and migrated to head",
+)
 async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
     try:
         async with runtime.db.read() as conn:
@@ -40,4 +45,6 @@ async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
 @get("/metrics", operation_id="getMetrics", summary="Prometheus metrics")
 async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
     await runtime.refresh_gauges()  # database-backed gauges are read at scrape time
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # This app's own metrics, then the process-wide ones (HTTP requests by route, process).
+    body = generate_latest(runtime.metrics.registry) + generate_latest(REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -45,6 +45,7 @@ _BODIES = {
 
 @post(
     "/webhooks/aurous",
+    opt={"public": True},
     operation_id="receiveAurousWebhook",
     summary="Receive an Aurous webhook",
     status_code=200,

@@ -1,0 +1,85 @@
+"""What the dashboard shows: small read models gathered from the gateway for each page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from receiver import jobs
+from receiver.runtime import Runtime
+from storage import gateway
+from storage.gateway import stats
+from storage.types import utcnow
+
+__all__ = ["Overview", "overview", "sparkline_points"]
+
+RUNNING = ("pending", "queued", "processing")
+
+
+@dataclass
+class Overview:
+    jobs_by_status: dict[str, int]
+    deliveries: dict[str, list[int]]
+    terminal_via: dict[str, int]
+    outputs: dict[str, int]
+    at_risk: list[Any]
+    rejections: list[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_jobs(self) -> int:
+        return sum(self.jobs_by_status.values())
+
+    @property
+    def running(self) -> int:
+        return sum(n for status, n in self.jobs_by_status.items() if status in RUNNING)
+
+    @property
+    def missed_webhook_rate(self) -> float | None:
+        total = sum(self.terminal_via.values())
+        missed = total - self.terminal_via.get("webhook", 0)
+        return missed / total if total else None
+
+    @property
+    def deliveries_last_hour(self) -> int:
+        return sum(sum(series) for series in self.deliveries.values())
+
+
+async def overview(runtime: Runtime) -> Overview:
+    now = utcnow()
+    async with runtime.db.read() as conn:
+        return Overview(
+            jobs_by_status=await gateway.count_jobs_by_status(conn),
+            deliveries=await stats.deliveries_per_minute(conn, now - timedelta(hours=1), 60),
+            terminal_via=await stats.terminal_via_counts(conn, now - timedelta(days=1)),
+            outputs=await gateway.output_counts(conn, now + timedelta(hours=1)),
+            at_risk=await stats.recent_outputs_at_risk(conn, now + timedelta(hours=1)),
+            rejections=list(await gateway.rejection_counts(conn)),
+        )
+
+
+def sparkline_points(values: list[int], width: int = 300, height: int = 40) -> str:
+    """SVG polyline points for a series, scaled into the box (server-rendered, no JS)."""
+    if not values:
+        return ""
+    top = max(values) or 1
+    step = width / max(1, len(values) - 1)
+    return " ".join(
+        f"{i * step:.1f},{height - (v / top) * (height - 2) - 1:.1f}" for i, v in enumerate(values)
+    )
+
+
+async def job_page(runtime: Runtime, job_id: str) -> tuple[dict[str, Any], list[Any]] | None:
+    job = await jobs.get_job(runtime.db, job_id)
+    if job is None:
+        return None
+    return job, await jobs.job_events(runtime.db, job_id) or []
+
+
+def safe_to_retire(secret: Any, others_active: int, grace: timedelta) -> bool:
+    """Unused for the grace period, and not the last secret that still verifies."""
+    if secret.state(utcnow()) != "active" or others_active == 0:
+        return False
+    last_used = secret.last_matched_at or secret.created_at
+    return bool(utcnow() - last_used > grace)

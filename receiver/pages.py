@@ -1,0 +1,56 @@
+"""Rendering helpers for the dashboard and the API docs page: Jinja set-up and filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request
+from litestar.openapi.plugins import RapidocRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
+
+__all__ = ["LocalRapidoc", "template_config"]
+
+
+class LocalRapidoc(RapidocRenderPlugin):
+    """API docs from the vendored RapiDoc bundle, with system fonts: no third-party URL."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = openapi_schema["info"]["title"]
+        spec = self.get_openapi_json_route(request)
+        return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+<link rel="icon" href="/static/favicon.svg"><script src="{self.js_url}"></script></head>
+<body><rapi-doc spec-url="{spec}" render-style="read" regular-font="system-ui, sans-serif"
+mono-font="monospace" load-fonts="false" show-header="false"></rapi-doc></body></html>""".encode()
+
+
+def template_config(directory: Path) -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(
+        loader=FileSystemLoader(directory), autoescape=select_autoescape(default=True)
+    )
+    environment.filters.update(when=_when, credits=_credits, filesize=_filesize)
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
+
+
+def _when(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def _credits(value: Any) -> str:
+    return "-" if value is None else f"{float(value):,.4f}".rstrip("0").rstrip(".")
+
+
+def _filesize(value: Any) -> str:
+    size = float(value or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

@@ -1,0 +1,153 @@
+"""The operator dashboard: server-rendered pages (Jinja), htmx for live parts, no CDN."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import MediaType, Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from receiver import dashboard, jobs
+from receiver.auth import SESSION_COOKIE, is_signed_in, session_value, token_matches
+from receiver.http import ApiError
+from receiver.lifecycle import NON_TERMINAL, TERMINAL
+from receiver.runtime import Runtime, RuntimeDep
+from storage import gateway
+
+__all__ = ["DASHBOARD_ROUTES"]
+
+PAGE = {"page": True}
+PUBLIC = {"public": True}
+STATUSES = [*NON_TERMINAL, *sorted(TERMINAL)]
+RETIRE_GRACE = timedelta(hours=24)
+
+
+def _page(name: str, page: str, **context: Any) -> Template:
+    return Template(template_name=name, context={"page": page, "signed_in": True, **context})
+
+
+def _local(path: str | None) -> str:
+    """Only same-site paths are followed after login."""
+    return path if path and path.startswith("/") and not path.startswith("//") else "/"
+
+
+@get("/login", opt=PUBLIC, include_in_schema=False, media_type=MediaType.HTML)
+async def show_login(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Any:
+    if is_signed_in(request):
+        return Redirect(_local(next))
+    return Template(template_name="login.html", context={"next": _local(next), "error": None})
+
+
+@post("/login", opt=PUBLIC, include_in_schema=False, media_type=MediaType.HTML, status_code=303)
+async def log_in(request: Request[Any, Any, Any]) -> Any:
+    form = await request.form()
+    target = _local(str(form.get("next") or "/"))
+    runtime: Runtime = request.app.state.runtime
+    if not token_matches(str(form.get("token") or ""), runtime.admin_token):
+        context = {"next": target, "error": "That token is not the admin token."}
+        return Template(template_name="login.html", context=context, status_code=401)
+    response = Redirect(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_value(runtime.admin_token),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@post("/logout", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML, status_code=303)
+async def log_out() -> Redirect:
+    response = Redirect("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@get("/", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_overview(runtime: RuntimeDep) -> Template:
+    return _page(
+        "overview.html",
+        "overview",
+        o=await dashboard.overview(runtime),
+        spark=dashboard.sparkline_points,
+        credits=None,
+    )
+
+
+async def _jobs_context(
+    runtime: Runtime, status: str | None, kind: str | None, cursor: str | None
+) -> dict[str, Any]:
+    status = status if status in STATUSES else None
+    kind = kind if kind in ("image", "video") else None
+    try:
+        page = await jobs.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=50)
+    except jobs.CursorError as exc:
+        raise ApiError(400, "invalid_cursor", str(exc), param="cursor") from None
+    query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
+    return {"listing": page, "status": status, "kind": kind, "statuses": STATUSES, "query": query}
+
+
+@get("/dashboard/jobs", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_jobs(
+    runtime: RuntimeDep,
+    status: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
+) -> Template:
+    context = await _jobs_context(runtime, status, kind, cursor)
+    return _page("jobs.html", "jobs", **context)
+
+
+@get("/dashboard/jobs/table", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_jobs_table(
+    runtime: RuntimeDep, status: FromQuery[str | None] = None, kind: FromQuery[str | None] = None
+) -> Template:
+    context = await _jobs_context(runtime, status, kind, None)
+    return Template(template_name="partials/jobs_table.html", context=context)
+
+
+@get("/dashboard/jobs/{job_id:str}", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Template:
+    found = await dashboard.job_page(runtime, job_id)
+    if found is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id!r} is tracked here")
+    job, events = found
+    return _page("job.html", "jobs", job=job, events=events)
+
+
+@get("/dashboard/deliveries", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_deliveries(runtime: RuntimeDep, status: FromQuery[str | None] = None) -> Template:
+    status = status if status in ("processed", "duplicate", "quarantined", "rejected") else None
+    async with runtime.db.read() as conn:
+        rows = await gateway.list_deliveries(conn, status=status, before_id=None, limit=200)
+        rejections = await gateway.rejection_counts(conn)
+    return _page(
+        "deliveries.html", "deliveries", deliveries=rows, status=status or "", rejections=rejections
+    )
+
+
+@get("/dashboard/secrets", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_secrets(runtime: RuntimeDep) -> Template:
+    secrets = await runtime.secrets.list()
+    now = datetime.now().astimezone()
+    active = [s for s in secrets if s.state(now) == "active"]
+    retirable = {s.id for s in active if dashboard.safe_to_retire(s, len(active) - 1, RETIRE_GRACE)}
+    return _page("secrets.html", "secrets", secrets=secrets, now=now, retirable=retirable)
+
+
+DASHBOARD_ROUTES = [
+    show_login,
+    log_in,
+    log_out,
+    show_overview,
+    show_jobs,
+    show_jobs_table,
+    show_job,
+    show_deliveries,
+    show_secrets,
+]

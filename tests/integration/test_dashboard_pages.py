@@ -1,0 +1,81 @@
+"""The dashboard: login with the admin token, pages render, unauthenticated visits redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.conftest import ADMIN_TOKEN
+from tests.support.aurous import endpoint_event, generation, headers
+
+Client = AsyncTestClient[Any]
+PAGES = ["/", "/dashboard/jobs", "/dashboard/jobs?status=succeeded&kind=image",
+         "/dashboard/jobs/table", "/dashboard/deliveries", "/dashboard/deliveries?status=rejected",
+         "/dashboard/secrets"]
+
+
+async def log_in(client: Client) -> None:
+    del client.headers["Authorization"]
+    response = await client.post("/login", data={"token": ADMIN_TOKEN, "next": "/dashboard/jobs"},
+                                 follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/jobs"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+    assert ADMIN_TOKEN not in cookie
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_redirect_to_login_without_a_session(sqlite_client: Client, path: str) -> None:
+    del sqlite_client.headers["Authorization"]
+    response = await sqlite_client.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
+
+
+async def test_wrong_token_is_refused_on_the_form(sqlite_client: Client) -> None:
+    del sqlite_client.headers["Authorization"]
+    response = await sqlite_client.post("/login", data={"token": "nope", "next": "/"})
+    assert response.status_code == 401
+    assert "not the admin token" in response.text
+    assert "set-cookie" not in response.headers
+
+
+async def test_pages_render_after_login_and_logout_ends_the_session(sqlite_client: Client) -> None:
+    body = endpoint_event(generation("img_dash"))
+    await sqlite_client.post("/webhooks/aurous", content=body, headers=headers(body))
+    await sqlite_client.post("/webhooks/aurous", content=b"{}", headers={})
+    await log_in(sqlite_client)
+    for path in [*PAGES, "/dashboard/jobs/img_dash"]:
+        response = await sqlite_client.get(path)
+        assert response.status_code == 200, path
+        assert "text/html" in response.headers["content-type"]
+    assert "img_dash" in (await sqlite_client.get("/dashboard/jobs")).text
+    assert "missing_signature" in (await sqlite_client.get("/dashboard/deliveries")).text
+    assert (await sqlite_client.get("/jobs")).status_code == 200  # the API honours the session
+    await sqlite_client.post("/logout", follow_redirects=False)
+    assert (await sqlite_client.get("/", follow_redirects=False)).status_code == 303
+
+
+async def test_login_only_follows_local_paths(sqlite_client: Client) -> None:
+    del sqlite_client.headers["Authorization"]
+    response = await sqlite_client.post(
+        "/login", data={"token": ADMIN_TOKEN, "next": "https://evil.example/"},
+        follow_redirects=False)
+    assert response.headers["location"] == "/"
+
+
+async def test_api_docs_need_the_token_and_load_nothing_remote(sqlite_client: Client) -> None:
+    docs = await sqlite_client.get("/schema")
+    assert docs.status_code == 200
+    assert "/static/rapidoc-min.js" in docs.text
+    assert "https://" not in docs.text
+    spec = (await sqlite_client.get("/schema/openapi.json")).json()
+    operations = [op for path in spec["paths"].values() for op in path.values()]
+    assert all(op.get("operationId") for op in operations)
+    del sqlite_client.headers["Authorization"]
+    assert (await sqlite_client.get("/schema/openapi.json")).status_code == 401
+    assert (await sqlite_client.get("/static/htmx.min.js")).status_code == 200
