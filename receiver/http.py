@@ -11,11 +11,13 @@ import msgspec
 from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from receiver.ids import new_id
 
 __all__ = [
+    "ERROR_RESPONSES",
     "REQUEST_ID_HEADER",
     "ApiError",
     "current_request_id",
@@ -161,4 +163,31 @@ exception_handlers: dict[Any, Any] = {
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected_error,
+}
+
+
+class ErrorBody(msgspec.Struct):
+    type: str
+    code: str
+    message: str
+    request_id: str | None
+    param: str | None = None
+
+
+class ErrorEnvelope(msgspec.Struct):
+    """Every error answer: shaped like Aurous's own envelope."""
+
+    error: ErrorBody
+
+
+def _error_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=ErrorEnvelope, description=description, generate_examples=False
+    )
+
+
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    400: _error_spec("Bad input: the message and `param` say what to change"),
+    401: _error_spec("Missing or wrong admin token (or webhook signature)"),
+    404: _error_spec("No such resource"),
 }

@@ -7,19 +7,25 @@ from typing import Annotated, Any
 from litestar import get
 from litestar.params import Parameter
 
+from receiver.http import ERROR_RESPONSES
 from receiver.runtime import RuntimeDep
 from storage import gateway
 
 __all__ = ["list_deliveries", "list_rejection_counts"]
 
 
-@get("/deliveries", operation_id="listDeliveries", summary="Webhook deliveries, newest first")
+@get(
+    "/deliveries",
+    responses=ERROR_RESPONSES,
+    operation_id="listDeliveries",
+    summary="Webhook deliveries, newest first",
+)
 async def list_deliveries(
     runtime: RuntimeDep,
     status: Annotated[
         str | None, Parameter(pattern="^(processed|duplicate|quarantined|rejected)$")
     ] = None,
-    cursor: Annotated[int | None, Parameter(ge=1)] = None,
+    cursor: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     async with runtime.db.read() as conn:
@@ -35,6 +41,7 @@ async def list_deliveries(
 
 @get(
     "/deliveries/rejections",
+    responses=ERROR_RESPONSES,
     operation_id="countRejections",
     summary="How many requests were rejected, by reason, since the start",
 )

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from receiver import jobs
 from receiver.aurous import AurousError
 from receiver.creation import CreateError
-from receiver.http import ApiError
+from receiver.http import ERROR_RESPONSES, ApiError
 from receiver.lifecycle import Observation, observe
 from receiver.runtime import Runtime, RuntimeDep
 from storage.types import utcnow
@@ -38,7 +38,12 @@ def _not_found(job_id: FromPath[str]) -> ApiError:
     return ApiError(404, "job_not_found", f"no job {job_id!r} is tracked here", param="id")
 
 
-@get("/jobs", operation_id="listJobs", summary="List tracked jobs, newest first")
+@get(
+    "/jobs",
+    responses=ERROR_RESPONSES,
+    operation_id="listJobs",
+    summary="List tracked jobs, newest first",
+)
 async def list_jobs(
     runtime: RuntimeDep,
     status: FromQuery[str | None] = None,
@@ -54,7 +59,12 @@ async def list_jobs(
         raise ApiError(400, "invalid_cursor", str(exc), param="cursor") from None
 
 
-@get("/jobs/{job_id:str}", operation_id="getJob", summary="One job with its cost and outputs")
+@get(
+    "/jobs/{job_id:str}",
+    responses=ERROR_RESPONSES,
+    operation_id="getJob",
+    summary="One job with its cost and outputs",
+)
 async def get_job(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
     job = await jobs.get_job(runtime.db, job_id)
     if job is None:
@@ -62,7 +72,12 @@ async def get_job(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
     return job
 
 
-@get("/jobs/{job_id:str}/events", operation_id="listJobEvents", summary="A job's event history")
+@get(
+    "/jobs/{job_id:str}/events",
+    responses=ERROR_RESPONSES,
+    operation_id="listJobEvents",
+    summary="A job's event history",
+)
 async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
     events = await jobs.job_events(runtime.db, job_id)
     if events is None:
@@ -70,7 +85,12 @@ async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[st
     return {"data": events}
 
 
-@post("/jobs/track", operation_id="trackJob", summary="Start tracking a job by its Aurous id")
+@post(
+    "/jobs/track",
+    responses=ERROR_RESPONSES,
+    operation_id="trackJob",
+    summary="Start tracking a job by its Aurous id",
+)
 async def track_job(runtime: RuntimeDep, data: JSONBody[TrackRequest]) -> Response[dict[str, Any]]:
     if not JOB_ID.match(data.id):
         raise ApiError(400, "invalid_job_id", "id must look like img_… or vid_…", param="id")
@@ -97,6 +117,7 @@ async def _create(request: Request[Any, Any, Any], runtime: Runtime, kind: str) 
 
 @post(
     "/jobs/images",
+    responses=ERROR_RESPONSES,
     operation_id="createImageJob",
     status_code=201,
     summary="Create an image at Aurous (body = the Aurous create body) and track it",
@@ -107,6 +128,7 @@ async def create_image_job(request: Request[Any, Any, Any], runtime: RuntimeDep)
 
 @post(
     "/jobs/videos",
+    responses=ERROR_RESPONSES,
     operation_id="createVideoJob",
     status_code=201,
     summary="Create a video at Aurous (body = the Aurous create body) and track it",
@@ -117,6 +139,7 @@ async def create_video_job(request: Request[Any, Any, Any], runtime: RuntimeDep)
 
 @post(
     "/jobs/{job_id:str}/refresh",
+    responses=ERROR_RESPONSES,
     operation_id="refreshJob",
     status_code=200,
     summary="Ask Aurous about one job now",

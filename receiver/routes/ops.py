@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from litestar import MediaType, Response, get
+from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy import text
 
-from receiver.http import error_response
+from receiver.http import ERROR_RESPONSES, error_response
 from receiver.runtime import RuntimeDep
 from storage.migrate import current_revision
 
 __all__ = ["get_health", "get_metrics", "get_readiness"]
 
 
-@get("/healthz", opt={"public": True}, operation_id="getHealth", summary="The process is up")
+@get(
+    "/healthz",
+    responses=ERROR_RESPONSES,
+    opt={"public": True},
+    operation_id="getHealth",
+    summary="The process is up",
+)
 async def get_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @get(
     "/readyz",
+    responses=ERROR_RESPONSES,
     opt={"public": True},
     operation_id="getReadiness",
     summary="Database reachable and migrated to head",
@@ -42,9 +49,15 @@ async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
     return Response({"status": "ready", "database": "ok", "revision": revision})
 
 
-@get("/metrics", operation_id="getMetrics", summary="Prometheus metrics")
+@get(
+    "/metrics",
+    responses=ERROR_RESPONSES,
+    operation_id="getMetrics",
+    summary="Prometheus metrics",
+    media_type=MediaType.TEXT,
+)
 async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
     await runtime.refresh_gauges()  # database-backed gauges are read at scrape time
     # This app's own metrics, then the process-wide ones (HTTP requests by route, process).
     body = generate_latest(runtime.metrics.registry) + generate_latest(REGISTRY)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body, media_type=MediaType.TEXT)

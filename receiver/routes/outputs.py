@@ -9,12 +9,13 @@ from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from receiver.http import ApiError
+from receiver.http import ERROR_RESPONSES, ApiError
 from receiver.runtime import RuntimeDep
 from storage import gateway
 
 __all__ = ["get_output"]
 
+_MAX_OUTPUTS = 10_000  # far above any real job; keeps absurd indexes away from the database
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -42,6 +43,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 @get(
     "/jobs/{job_id:str}/outputs/{index:int}",
+    responses=ERROR_RESPONSES,
     operation_id="getJobOutput",
     summary="The archived bytes of one output (Range supported)",
 )
@@ -51,8 +53,10 @@ async def get_output(
     job_id: FromPath[str],
     index: FromPath[int],
 ) -> Stream:
-    async with runtime.db.read() as conn:
-        output = await gateway.get_output(conn, job_id, index)
+    output = None
+    if 0 <= index < _MAX_OUTPUTS:
+        async with runtime.db.read() as conn:
+            output = await gateway.get_output(conn, job_id, index)
     if output is None or output.state != "archived":
         state = output.state if output else "unknown"
         raise ApiError(

@@ -6,13 +6,19 @@ from typing import Any
 
 from litestar import get
 
+from receiver.http import ERROR_RESPONSES
 from receiver.runtime import RuntimeDep
 from storage.types import utcnow
 
 __all__ = ["list_secrets"]
 
 
-@get("/secrets", operation_id="listSecrets", summary="Webhook secrets in the keyring")
+@get(
+    "/secrets",
+    responses=ERROR_RESPONSES,
+    operation_id="listSecrets",
+    summary="Webhook secrets in the keyring",
+)
 async def list_secrets(runtime: RuntimeDep) -> dict[str, Any]:
     now = utcnow()
     return {

@@ -12,7 +12,7 @@ from litestar import Request, Response, post
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from receiver.envelope import EnvelopeError, decode_envelope
-from receiver.http import current_request_id, error_response
+from receiver.http import ERROR_RESPONSES, current_request_id, error_response
 from receiver.intake import (
     IntakeClosed,
     Outcome,
@@ -45,6 +45,7 @@ _BODIES = {
 
 @post(
     "/webhooks/aurous",
+    responses=ERROR_RESPONSES,
     opt={"public": True},
     operation_id="receiveAurousWebhook",
     summary="Receive an Aurous webhook",
