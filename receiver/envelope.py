@@ -103,7 +103,7 @@ def body_key(body: bytes) -> str:
 def decode_envelope(body: bytes) -> Envelope:
     try:
         raw = _envelope_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError(f"not a webhook envelope: {exc}") from None
     event_type = raw.type or raw.event
     if not event_type:
@@ -120,7 +120,7 @@ def decode_envelope(body: bytes) -> Envelope:
 def decode_generation(body: bytes) -> GenerationResponse:
     try:
         generation = _generation_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError(f"not a GenerationResponse: {exc}") from None
     _check_generation(generation)
     return generation
@@ -129,7 +129,7 @@ def decode_generation(body: bytes) -> GenerationResponse:
 def decode_generation_list(body: bytes) -> tuple[list[GenerationResponse], bool, str | None]:
     try:
         page = _list_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError(f"not a generation list: {exc}") from None
     for generation in page.data:
         _check_generation(generation)
