@@ -111,6 +111,12 @@ async def stats(request: AnyRequest) -> Response[bytes]:
     return json_response(snapshot)
 
 
+@get("/_sim/acknowledged")
+async def acknowledged(request: AnyRequest) -> Response[bytes]:
+    """Event ids of endpoint deliveries the receiver answered with a 2xx."""
+    return json_response({"event_ids": sorted(sim_of(request).acknowledged)})
+
+
 @post("/_sim/stats/reset", status_code=200)
 async def reset_stats(request: AnyRequest) -> Response[bytes]:
     sim_of(request).stats.reset()
@@ -173,6 +179,7 @@ CONTROL_ROUTES = [
     advance,
     truth,
     stats,
+    acknowledged,
     reset_stats,
     prune,
     create_jobs,

@@ -58,6 +58,7 @@ class Simulator:
         self.idempotency = IdempotencyStore()
         self.limiter = RateLimiter(config.rate_limit_multiplier)
         self.stats = Stats()
+        self.acknowledged: set[str] = set()
         self.events = EventBus(self)
         self._token_key = secrets.token_bytes(32)
         self._id_rng = random.Random(f"{config.seed}:ids")
@@ -246,6 +247,9 @@ class Simulator:
         return self.config.endpoint_retry_base_s * 2.0 ** (delivery.attempt - 1)
 
     def record_attempt(self, delivery: Delivery, ok: bool) -> None:
+        if ok and delivery.event_id is not None:
+            # What the receiver acknowledged: it promised to keep every one of these.
+            self.acknowledged.add(delivery.event_id)
         endpoint = self.endpoints.get(delivery.endpoint_id) if delivery.endpoint_id else None
         if endpoint is None:
             return

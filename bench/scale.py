@@ -1,0 +1,177 @@
+"""Query times at scale: 1,000,000 jobs and 3,000,000 job events on SQLite (100,000 jobs on
+PostgreSQL with --postgres URL), generated directly through the gateway. Times the lease claim
+(outputs and polls), a jobs list page (first and deep), a job detail and the spend summary, and
+prints each query plan's use of indexes.
+
+    .venv/bin/python bench/scale.py [--jobs 1000000] [--postgres postgresql://…/db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from receiver import jobs as job_views
+from storage import gateway
+from storage.db import Database
+from storage.migrate import upgrade
+
+TARGETS_MS = {"claim outputs": 5, "claim polls": 5, "jobs page (first)": 50,
+              "jobs page (deep)": 50, "job detail": 10, "spend summary": 1000}
+STATUSES = ["succeeded"] * 8 + ["failed", "processing"]
+BATCH = 5000
+
+
+def job_row(n: int, base: datetime) -> dict[str, Any]:
+    status = STATUSES[n % len(STATUSES)]
+    at = base + timedelta(seconds=n)
+    terminal = status != "processing"
+    return {
+        "id": f"img_{n:012d}", "kind": "image" if n % 5 else "video", "status": status,
+        "terminal": terminal, "first_seen_via": "webhook", "terminal_via": "webhook" if terminal
+        else None, "created_at": at, "completed_at": at + timedelta(seconds=20) if terminal
+        else None, "first_seen_at": at, "last_observed_at": at, "next_poll_at": None if terminal
+        else at + timedelta(minutes=1), "poll_attempts": 0, "cost_micros": 2_000_000,
+        "cost_state": "charged" if terminal else "held", "cost_currency": "credit",
+        "model": f"lora_{n % 7}", "error_message": None, "last_response": None,
+    }
+
+
+async def generate(db: Database, count: int) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    for first in range(0, count, BATCH):
+        rows = [job_row(n, base) for n in range(first, min(count, first + BATCH))]
+        events = [{"job_id": r["id"], "at": r["first_seen_at"], "source": source,
+                   "from_status": None, "to_status": to, "applied": True, "note": None}
+                  for r in rows for source, to in
+                  (("api", "pending"), ("poll", "processing"), ("webhook:evt", r["status"]))]
+        outputs = [{"job_id": r["id"], "position": 0, "source_url": "https://x/" + r["id"],
+                    "deadline": r["completed_at"] + timedelta(days=1),
+                    "state": "archived" if r["id"][-1] != "7" else "pending"}
+                   for r in rows if r["status"] == "succeeded"]
+        async with db.write() as conn:
+            await gateway.insert_jobs(conn, rows)
+            await gateway.insert_job_events(conn, events)
+            await gateway.upsert_outputs(conn, outputs)
+        if first % 100_000 == 0:
+            print(f"  generated {first + len(rows):,} jobs ({time.perf_counter() - started:.0f}s)")
+    async with db.write() as conn:
+        if db.is_sqlite:
+            await conn.execute(text("ANALYZE"))
+        else:
+            await conn.execute(text("ANALYZE"))
+
+
+async def timed(label: str, work: Callable[[], Awaitable[Any]], runs: int = 15) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await work()
+        times.append((time.perf_counter() - started) * 1000)
+    median = statistics.median(times)
+    target = TARGETS_MS.get(label)
+    verdict = "" if target is None else ("ok" if median <= target else f"OVER {target} ms")
+    print(f"  {label:<22}{median:>10.2f} ms  {verdict}")
+    return median
+
+
+async def measure(db: Database, count: int) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count + 3600)
+    some_job = f"img_{count // 2:012d}"
+    deep = job_views.encode_cursor(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count // 3),
+                                   f"img_{count // 3:012d}")
+
+    async def claim_outputs() -> None:
+        async with db.write() as conn:
+            await gateway.claim_outputs(conn, owner=f"bench{random.random()}", now=now,
+                                        lease_until=now, limit=8)
+            await conn.rollback()
+
+    async def claim_polls() -> None:
+        async with db.write() as conn:
+            await gateway.claim_due_polls(conn, owner="bench", now=now, lease_until=now, limit=20)
+            await conn.rollback()
+
+    async def detail() -> None:
+        await job_views.get_job(db, some_job)
+        await job_views.job_events(db, some_job)
+
+    await timed("claim outputs", claim_outputs)
+    await timed("claim polls", claim_polls)
+    await timed("jobs page (first)", lambda: job_views.list_jobs(
+        db, status=None, kind=None, cursor=None, limit=50))
+    await timed("jobs page (deep)", lambda: job_views.list_jobs(
+        db, status="failed", kind=None, cursor=deep, limit=50))
+    await timed("job detail", detail)
+    await spend_summary(db)
+
+
+async def spend_summary(db: Database) -> None:
+    try:
+        from receiver import audit
+    except ImportError:
+        print("  spend summary: the audit module is not there yet")
+        return
+    summary = getattr(audit, "spend_summary", None)
+    if summary is None:
+        print("  spend summary: no audit.spend_summary to time")
+        return
+    await timed("spend summary", lambda: summary(db, by="day", since=None, until=None), runs=5)
+
+
+async def plans(db: Database) -> None:
+    if not db.is_sqlite:
+        return
+    queries = {
+        "claim outputs": "SELECT id FROM output WHERE state='pending' AND (next_attempt_at IS NULL"
+        " OR next_attempt_at <= '2030-01-01') ORDER BY deadline, id LIMIT 8",
+        "claim polls": "SELECT id FROM job WHERE terminal = 0 AND next_poll_at <= '2030-01-01'"
+        " ORDER BY next_poll_at LIMIT 20",
+        "jobs page": "SELECT * FROM job ORDER BY first_seen_at DESC, id DESC LIMIT 51",
+        "jobs by status": "SELECT * FROM job WHERE status='failed' ORDER BY first_seen_at DESC,"
+        " id DESC LIMIT 51",
+        "job events": "SELECT * FROM job_event WHERE job_id='img_1' ORDER BY id",
+    }
+    async with db.read() as conn:
+        for label, sql in queries.items():
+            rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()
+            detail = "; ".join(str(row[-1]) for row in rows)
+            print(f"  plan {label:<15} {detail}")
+
+
+async def run(url: str, count: int) -> None:
+    db = Database(url)
+    await upgrade(db)
+    print(f"generating {count:,} jobs, {3 * count:,} events on {url.split(':')[0]}")
+    await generate(db, count)
+    print("median of repeated runs:")
+    await measure(db, count)
+    await plans(db)
+    await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--postgres", help="an empty PostgreSQL database URL")
+    args = parser.parse_args()
+    if args.postgres:
+        asyncio.run(run(args.postgres, min(args.jobs, 100_000)))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        asyncio.run(run(f"sqlite+aiosqlite:///{Path(tmp)}/scale.db", args.jobs))
+
+
+if __name__ == "__main__":
+    main()
