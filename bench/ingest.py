@@ -89,7 +89,7 @@ def serve(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{kind} server did not start")
 
 
-def make_deliveries(path: Path, count: int) -> None:
+def make_deliveries(path: Path, count: int, secret: str = SECRET) -> None:
     from receiver.signing import sign
 
     now = int(time.time())
@@ -115,7 +115,7 @@ def make_deliveries(path: Path, count: int) -> None:
                 },
                 separators=(",", ":"),
             )
-            out.write(f"{sign(body.encode(), [SECRET], now)}\t{body}\n")
+            out.write(f"{sign(body.encode(), [secret], now)}\t{body}\n")
 
 
 def run_wrk(url: str, args: argparse.Namespace, script: Path, extra: list[str]) -> dict[str, float]:

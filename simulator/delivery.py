@@ -104,6 +104,9 @@ async def _post(
         )
     except (httpx.HTTPError, OSError):  # timeout, refused, reset: all count as failures
         return False
+    except Exception:
+        # Whatever broke the exchange, Aurous would count a failed attempt and retry.
+        return False
     return 200 <= response.status_code < 300
 
 
