@@ -176,6 +176,7 @@ def fault_soak(args: argparse.Namespace) -> dict[str, int]:
             failed_rate=0.05,
             moderation_rate=0.03,
             rotation_grace_s=86400.0,
+            prune_margin_s=10**7,
         )
         url = f"sqlite+aiosqlite:///{tmp}/receiver.db"
         migrate(url)
@@ -186,10 +187,10 @@ def fault_soak(args: argparse.Namespace) -> dict[str, int]:
         stack.callback(receiver.stop)
         receiver.start()
         started = time.monotonic()
-        create_jobs(sim, args.jobs // 2)
-        _rotate(sim, settings)
         wave = _expired_wave(sim, receiver, max(50, args.jobs // 20))
-        create_jobs(sim, args.jobs - args.jobs // 2 - len(wave))
+        create_jobs(sim, (args.jobs - len(wave)) // 2)
+        _rotate(sim, settings)
+        create_jobs(sim, args.jobs - len(wave) - (args.jobs - len(wave)) // 2)
         wait_for(
             lambda: settled(sim, url) and not _pending(url), timeout=SETTLE_TIMEOUT_S, interval=2
         )
@@ -223,7 +224,7 @@ def _expired_wave(sim: SimHandle, receiver: ReceiverProcess, count: int) -> list
         timeout=120,
         interval=1,
     )
-    time.sleep(5)  # let the receiver see them and fail to download
+    time.sleep(3)  # let the receiver see them and fail to download
     sim.advance(86400 + 600)
     sim.faults(get_5xx_rate=0.1)
     return ids
