@@ -158,12 +158,7 @@ class Archiver:
         spool = self._spool_dir / f"output-{output_id}.part"
         if self._budget is not None:
             await self._budget.wait_unpaused()
-        try:
-            return await self._fetch(url, spool)
-        except DownloadError as error:
-            if error.status == 429 and self._budget is not None:
-                self._budget.pause(error.retry_after or 1.0)
-            raise
+        return await self._fetch(url, spool)
 
     async def _fetch(self, url: str, spool: Path) -> Downloaded:
         return await download(

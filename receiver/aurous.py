@@ -139,6 +139,16 @@ class RateBudget:
                     return
                 await self._sleep((1 - self._tokens) * 60 / self.per_minute)
 
+    async def watch(self, response: httpx.Response) -> None:
+        """httpx response hook: runs as soon as the headers arrive, before the body is read,
+        so a 429 pauses every other caller before any of them can send again."""
+        if response.status_code == 429:
+            self.pause(_retry_after(response) or 1.0)
+        remaining = response.headers.get("x-ratelimit-remaining", "")
+        limit = response.headers.get("x-ratelimit-limit", "")
+        if remaining.isdigit() and limit.isdigit():
+            self.observe_remaining(int(remaining), int(limit))
+
     def observe_remaining(self, remaining: int, limit: int) -> None:
         """When Aurous says its bucket is nearly empty, stop spending ours for a moment."""
         if limit > 0 and remaining <= limit * _LOW_REMAINING:
@@ -173,6 +183,7 @@ class AurousClient:
         self.budget = budget
         self.requests: Counter[str] = Counter()
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5))
+        self._http.event_hooks["response"].append(budget.watch)
         self._headers = headers
         self._max_attempts = max_attempts
         self._sleep = sleep
@@ -277,9 +288,7 @@ class AurousClient:
             except AurousError as error:
                 if not error.retryable or attempt == self._max_attempts:
                     raise
-                if error.type == "rate_limit":
-                    self.budget.pause(error.retry_after if error.retry_after is not None else 1.0)
-                else:
+                if error.type != "rate_limit":  # a 429 already paused the budget (watch)
                     await self._sleep(_backoff(attempt))
         raise AssertionError("unreachable")
 
@@ -305,16 +314,9 @@ class AurousClient:
             )
         except httpx.TransportError as exc:
             raise AurousError(0, "network", "network_error", f"{method} {path}: {exc!r}") from None
-        self._note_rate_headers(response)
         if response.is_success:
             return response
         raise _error_from(response)
-
-    def _note_rate_headers(self, response: httpx.Response) -> None:
-        remaining = response.headers.get("x-ratelimit-remaining")
-        limit = response.headers.get("x-ratelimit-limit")
-        if remaining and limit and remaining.isdigit() and limit.isdigit():
-            self.budget.observe_remaining(int(remaining), int(limit))
 
 
 def _backoff(attempt: int) -> float:

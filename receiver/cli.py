@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from receiver import jobs
+from receiver.cli_spend import spend
 from receiver.keyring import SecretStore
 from receiver.logs import configure_logging
 from receiver.runtime import load_secret_box
@@ -469,6 +470,7 @@ def _attach_simulator() -> None:
 
 
 _attach_simulator()
+cli.add_command(spend)
 
 
 def main() -> None:

@@ -102,12 +102,18 @@ class Intake:
         self._max_batch = max_batch
         self._writer_count = writers
         self._listeners: list[Callable[[Sequence[ObservationResult]], None]] = []
+        self._event_listeners: list[Callable[[Sequence[str]], None]] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
 
     def add_listener(self, listener: Callable[[Sequence[ObservationResult]], None]) -> None:
         """Called with the job changes of each commit, after it (e.g. to start archiving)."""
         self._listeners.append(listener)
+
+    def add_event_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
+        """Called with the types of the newly accepted events that are not about a job
+        (e.g. `usage.balance_low`), after the commit that stored them."""
+        self._event_listeners.append(listener)
 
     async def start(self) -> None:
         self._writers = [
@@ -170,6 +176,7 @@ class Intake:
             if not pending.future.done():
                 pending.future.set_result(outcome)
         self._notify(batch)
+        self._notify_events(batch, outcomes)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
         for attempt in range(_RACE_RETRIES):
@@ -203,6 +210,21 @@ class Intake:
                 listener(results)
             except Exception:
                 log.exception("after-commit listener failed")
+
+    def _notify_events(self, batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        types = [
+            p.item.envelope.event_type
+            for p, o in zip(batch, outcomes, strict=True)
+            if o is Outcome.ACCEPTED
+            and isinstance(p.item, VerifiedDelivery)
+            and p.item.envelope is not None
+            and p.item.envelope.generation is None
+        ]
+        for listener in self._event_listeners if types else ():
+            try:
+                listener(types)
+            except Exception:
+                log.exception("after-commit event listener failed")
 
 
 def _row(item: VerifiedDelivery) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import httpx
 from litestar.di import NamedDependency
 
 from receiver.archiver import Archiver
+from receiver.audit import Audit, AuditConfig
 from receiver.aurous import AurousClient, RateBudget
 from receiver.auth import resolve_admin_token
 from receiver.creation import JobCreator
@@ -63,6 +64,7 @@ class Runtime:
     owner: str
     creator: JobCreator
     reconciler: Reconciler | None = field(default=None)
+    audit: Audit | None = field(default=None)
     ticker: Ticker | None = field(default=None)
 
     async def refresh_gauges(self) -> None:
@@ -78,6 +80,8 @@ class Runtime:
         if self.ticker is not None:
             self.ticker.stop()
         await self.intake.stop()
+        if self.audit is not None:
+            await self.audit.stop()
         await self.archiver.stop()
         if self.aurous is not None:
             await self.aurous.aclose()
@@ -132,8 +136,10 @@ async def open_runtime(settings: Settings) -> Runtime:
     secrets = SecretStore(db, load_secret_box(settings))
     await secrets.bootstrap(settings.bootstrap_secrets)
     owner = new_id("own_")
-    http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10))
     aurous = _aurous_client(settings)
+    # Output downloads come from Aurous too: its 429s pause the API calls as well.
+    hooks = {"response": [aurous.budget.watch]} if aurous else {}
+    http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), event_hooks=hooks)
     blobs = BlobStore.from_url(settings.media_url)
     archiver = Archiver(
         db,
@@ -178,6 +184,16 @@ async def open_runtime(settings: Settings) -> Runtime:
             on_observed=runtime.after_commit,
             lease=timedelta(seconds=settings.lease_s),
         )
+        runtime.audit = Audit(
+            db,
+            aurous,
+            owner=owner,
+            output_ttl_s=settings.output_ttl_s,
+            config=AuditConfig.from_settings(settings),
+            on_observed=runtime.after_commit,
+        )
+        if settings.background:  # a low-balance webhook starts an audit pass at once
+            runtime.intake.add_event_listener(runtime.audit.on_events)
     runtime.intake.add_listener(runtime.after_commit)
     await runtime.intake.start()
     await archiver.clean_spool()
@@ -195,6 +211,8 @@ def _start_ticker(runtime: Runtime) -> Ticker:
         ticker.every(runtime.settings.sweep_interval_s, "sweep", runtime.reconciler.sweep)
         ticker.every(tick, "polls", runtime.reconciler.poll_due)
         ticker.every(tick, "create-repair", runtime.creator.repair)
+        if runtime.audit is not None:
+            ticker.every(runtime.audit.config.interval_s, "audit", runtime.audit.run)
     else:
         log.warning("AUROUS_API_KEY is not set: no sweeps or polls; webhooks only")
     ticker.start()

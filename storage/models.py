@@ -12,18 +12,24 @@ from sqlmodel import Field, SQLModel
 from storage.types import UTCDateTime
 
 __all__ = [
+    "BALANCE_SNAPSHOT",
     "DELIVERY",
+    "FINDING",
     "JOB",
     "JOB_EVENT",
     "JOB_REQUEST",
+    "LEDGER_ENTRY",
     "OUTPUT",
     "REJECTION_COUNT",
     "SYNC_STATE",
     "WEBHOOK_SECRET",
+    "BalanceSnapshot",
     "Delivery",
+    "Finding",
     "Job",
     "JobEvent",
     "JobRequest",
+    "LedgerEntry",
     "Output",
     "RejectionCount",
     "SyncState",
@@ -195,6 +201,73 @@ class JobRequest(SQLModel, table=True):
     updated_at: datetime = _utc(nullable=False)
 
 
+class LedgerEntry(SQLModel, table=True):
+    """One credit movement from GET /v1/usage/events, kept as Aurous sent it (`raw`) and
+    normalized: `amount_micros` is signed from the team's side (hold and charge are debits,
+    < 0; release, refund and topup are credits, > 0; an adjustment keeps its own sign).
+    `position` orders rows as Aurous listed them (higher = newer); ids are not time-ordered."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        Index(None, "generation_id", "type", "amount_micros"),
+        Index(None, "created_at", "generation_id", "type", "amount_micros"),
+        Index(None, "position", "type", "amount_micros"),
+        Index(None, "hold_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    uev_id: str = Field(unique=True)  # uev_… (or the resource id of a per-request usage row)
+    type: str  # hold | release | charge | refund | topup | adjustment
+    amount_micros: int = Field(sa_type=BigInteger)
+    currency: str = "credit"
+    generation_id: str | None = None
+    hold_id: str | None = None
+    created_at: datetime | None = _utc()  # Aurous's clock
+    description: str | None = Field(default=None, sa_type=Text)
+    contract: str  # ledger (uev_ rows) | usage (per-request rows with credits_charged)
+    position: int = Field(sa_type=BigInteger)
+    synced_at: datetime = _utc(nullable=False)  # the receiver's clock
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class BalanceSnapshot(SQLModel, table=True):
+    """GET /v1/balance at a moment. `ledger_position` is set only when the ledger did not move
+    while the balance was read: then the two can be compared (balance drift)."""
+
+    __tablename__ = "balance_snapshot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    taken_at: datetime = _utc(nullable=False, index=True)
+    trigger: str  # schedule | balance_low | manual
+    credits_micros: int | None = Field(default=None, sa_type=BigInteger)
+    held_micros: int | None = Field(default=None, sa_type=BigInteger)
+    available_micros: int | None = Field(default=None, sa_type=BigInteger)
+    billing_mode: str | None = None
+    ledger_head: str | None = None
+    ledger_position: int | None = Field(default=None, sa_type=BigInteger)
+    raw: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class Finding(SQLModel, table=True):
+    """A place where the money and the jobs disagree. (code, subject) is unique, so a finding
+    is reported once however often the audit runs; it is resolved when the cause goes away."""
+
+    __tablename__ = "finding"
+    __table_args__ = (UniqueConstraint("code", "subject"), Index(None, "resolved_at", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str
+    subject: str  # the job id, or what else the finding is about (two snapshots, …)
+    job_id: str | None = Field(default=None, index=True)
+    expected_micros: int | None = Field(default=None, sa_type=BigInteger)
+    actual_micros: int | None = Field(default=None, sa_type=BigInteger)
+    reason: str = Field(sa_type=Text)
+    action: str | None = None  # what the audit did about it (adopted, not_found, …)
+    first_seen_at: datetime = _utc(nullable=False)
+    last_seen_at: datetime = _utc(nullable=False)
+    resolved_at: datetime | None = _utc()
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -207,3 +280,6 @@ JOB_EVENT = _table(JobEvent)
 OUTPUT = _table(Output)
 SYNC_STATE = _table(SyncState)
 JOB_REQUEST = _table(JobRequest)
+LEDGER_ENTRY = _table(LedgerEntry)
+BALANCE_SNAPSHOT = _table(BalanceSnapshot)
+FINDING = _table(Finding)

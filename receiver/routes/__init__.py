@@ -13,6 +13,14 @@ from receiver.routes.jobs import (
 from receiver.routes.ops import get_health, get_metrics, get_readiness
 from receiver.routes.outputs import get_output
 from receiver.routes.secrets import list_secrets
+from receiver.routes.spend import (
+    export_spend_csv,
+    get_spend_balance,
+    get_spend_summary,
+    list_findings,
+    list_ledger,
+    run_audit,
+)
 from receiver.routes.webhooks import receive_webhook
 
 __all__ = ["ADMIN_ROUTES", "PUBLIC_ROUTES"]
@@ -31,4 +39,10 @@ ADMIN_ROUTES = [
     list_rejection_counts,
     list_secrets,
     get_metrics,
+    get_spend_summary,
+    get_spend_balance,
+    list_ledger,
+    list_findings,
+    export_spend_csv,
+    run_audit,
 ]

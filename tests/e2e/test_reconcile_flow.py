@@ -109,7 +109,8 @@ def test_429_storm_and_5xx_lose_nothing_and_pauses_are_respected(
             pauses.append((time.monotonic(), float(response.headers["retry-after"])))
 
     for client in (runtime.aurous.http, runtime.http):  # API calls and output downloads
-        client.event_hooks = {"request": [on_request], "response": [on_response]}
+        client.event_hooks["request"].append(on_request)
+        client.event_hooks["response"].append(on_response)
     create_half_and_half(receiver, sim, 100)
     wait_for(lambda: all_terminal(sim), timeout=60, interval=0.5)
     wait_for(lambda: matches_truth(receiver, sim), timeout=60, interval=0.5)

@@ -1,0 +1,335 @@
+"""Audit credit spend: a local copy of the ledger, balance snapshots, and findings where the
+money and the jobs disagree.
+
+One pass (a tick, `spend sync`, or a `usage.balance_low` webhook) holds a lease so one replica
+audits at a time: it walks `GET /v1/usage/events` newest first down to the last row of the
+previous complete walk, reads the balance, and evaluates the rules in `receiver.audit_rules`.
+The watermark moves only when a walk completes; a walk cut short is simply walked again and
+the UNIQUE uev ids absorb what was already stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from receiver.audit_ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
+from receiver.audit_rules import (
+    HISTORICAL,
+    STATEFUL,
+    Draft,
+    JobMoney,
+    drift_finding,
+    duplicate_findings,
+    hold_overdue,
+    is_job_id,
+    money_findings,
+    unknown_job_finding,
+)
+from receiver.aurous import AurousClient, AurousError
+from receiver.envelope import parse_timestamp
+from receiver.lifecycle import TERMINAL, Observation, ObservationResult, observe
+from receiver.settings import Settings
+from storage import gateway
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["Audit", "AuditConfig", "AuditReport", "SyncReport"]
+
+log = logging.getLogger(__name__)
+
+LEASE_KEY = "audit.lease"
+_SNAPSHOT_ATTEMPTS = 3
+_LOGGED_PER_PASS = 20  # new findings logged one by one; the rest as a count
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    interval_s: float = 60.0
+    grace: timedelta = timedelta(minutes=3)
+    duplicate_window: timedelta = timedelta(seconds=60)
+    tolerance_micros: int = 100  # 0.0001 credit
+    page_size: int = 100
+    max_pages: int = 10_000
+    lease: timedelta = timedelta(seconds=60)
+    adopt_per_pass: int = 50
+    snapshot_every: timedelta = timedelta(minutes=5)  # on schedule; low balance: at once
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditConfig:
+        """The ledger is read as often as the job list is swept, the balance every fifth
+        time; a hold or an unknown job gets three syncs of grace before it is a finding."""
+        interval = settings.sweep_interval_s
+        return cls(
+            interval_s=interval,
+            grace=timedelta(seconds=3 * interval),
+            snapshot_every=timedelta(seconds=5 * interval),
+            lease=timedelta(seconds=settings.lease_s),
+        )
+
+
+@dataclass
+class AuditReport:
+    ran: bool = False  # False: another replica holds the lease
+    sync: SyncReport = field(default_factory=SyncReport)
+    snapshot_id: int | None = None
+    consistent: bool = False
+    new_findings: list[Draft] = field(default_factory=list)
+    resolved: int = 0
+    adopted: int = 0
+    error: str | None = None  # Aurous could not be read; findings were still evaluated
+
+
+class Audit:
+    def __init__(
+        self,
+        db: Database,
+        aurous: AurousClient,
+        *,
+        owner: str,
+        output_ttl_s: int,
+        config: AuditConfig | None = None,
+        on_observed: Callable[[Sequence[ObservationResult]], None] | None = None,
+    ) -> None:
+        self.config = config or AuditConfig()
+        self._db = db
+        self._aurous = aurous
+        self._owner = owner
+        self._ttl_s = output_ttl_s
+        self._on_observed = on_observed
+        self._lock = asyncio.Lock()  # one pass at a time in this process
+        self._kicks: set[asyncio.Task[AuditReport]] = set()
+        self._ledger = LedgerSync(
+            db,
+            aurous,
+            page_size=self.config.page_size,
+            max_pages=self.config.max_pages,
+            still_ours=self._lease,
+        )
+
+    # --- the pass ------------------------------------------------------------------------
+
+    async def run(self, trigger: str = "schedule") -> AuditReport:
+        async with self._lock:
+            report = AuditReport()
+            if not await self._lease():
+                return report
+            try:
+                report.ran = True
+                try:
+                    report.sync = await self.sync_ledger()
+                    if trigger != "schedule" or await self._snapshot_due():
+                        await self._snapshot(trigger, report)
+                except AurousError as error:  # the rules still run on what is stored
+                    report.error = str(error)
+                    log.warning("audit: ledger or balance not read: %s", error)
+                if await self._lease():  # the walk may have been long: still ours?
+                    await self.evaluate(report)
+            finally:
+                async with self._db.write() as conn:
+                    await gateway.release_lease(conn, LEASE_KEY, self._owner)
+            return report
+
+    def on_events(self, event_types: Sequence[str]) -> None:
+        """After a commit of webhook deliveries: a low balance is worth a snapshot now."""
+        if "usage.balance_low" in event_types:
+            task = asyncio.get_running_loop().create_task(self.run("balance_low"))
+            self._kicks.add(task)
+            task.add_done_callback(self._kick_done)
+
+    def _kick_done(self, task: asyncio.Task[AuditReport]) -> None:
+        self._kicks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("audit after usage.balance_low failed: %s", task.exception())
+
+    async def stop(self) -> None:
+        for task in list(self._kicks):
+            task.cancel()
+        await asyncio.gather(*self._kicks, return_exceptions=True)
+
+    async def _lease(self) -> bool:
+        now = utcnow()
+        async with self._db.write() as conn:
+            until = now + self.config.lease
+            return await gateway.take_lease(conn, LEASE_KEY, self._owner, now, until)
+
+    # --- ledger sync and balance snapshots ------------------------------------------------
+
+    async def sync_ledger(self) -> SyncReport:
+        """Walk the ledger newest first down to the last complete walk's newest row."""
+        return await self._ledger.walk()
+
+    async def _snapshot_due(self) -> bool:
+        async with self._db.read() as conn:
+            latest = await gateway.latest_balance_snapshot(conn)
+        return latest is None or utcnow() - latest.taken_at >= self.config.snapshot_every
+
+    async def _snapshot(self, trigger: str, report: AuditReport) -> None:
+        """Read the balance right after a sync and check the ledger did not move meanwhile
+        (else sync again): only then is the snapshot tied to a ledger position, and compared
+        with the previous one."""
+        balance: dict[str, Any] = {}
+        for attempt in range(_SNAPSHOT_ATTEMPTS):
+            if attempt:
+                report.sync = await self.sync_ledger()
+            if not report.sync.complete:
+                break
+            balance = await self._balance()
+            if await self._ledger.head() == report.sync.head:
+                report.consistent = True
+                break
+        if not report.consistent:
+            balance = balance or await self._balance()
+        head = report.sync.head if report.consistent else None
+        report.snapshot_id = await self._store_snapshot(
+            trigger, balance, head, report.consistent, report
+        )
+
+    async def _balance(self) -> dict[str, Any]:
+        return await self._aurous.balance()
+
+    async def _store_snapshot(
+        self,
+        trigger: str,
+        balance: dict[str, Any],
+        head: str | None,
+        consistent: bool,
+        report: AuditReport,
+    ) -> int:
+        now = utcnow()
+        async with self._db.write() as conn:
+            position = None
+            if consistent:
+                position = await gateway.ledger_position(conn, head) if head else 0
+            values = snapshot_values(balance, trigger, now, head, position)
+            latest = await gateway.latest_balance_snapshot(conn)
+            if latest is not None and trigger == "schedule" and unchanged(latest, values):
+                return int(latest.id)
+            snapshot_id = await gateway.insert_balance_snapshot(conn, values)
+            if position is not None and values["credits_micros"] is not None:
+                drift = await self._drift(conn, snapshot_id, values)
+                report.new_findings += await self._record(conn, drift, (), now)
+        return snapshot_id
+
+    async def _drift(self, conn: Any, snapshot_id: int, values: Mapping[str, Any]) -> list[Draft]:
+        previous = await gateway.previous_consistent_snapshot(conn, snapshot_id)
+        if previous is None:
+            return []
+        effect = await gateway.ledger_effect_between(
+            conn, previous.ledger_position, values["ledger_position"]
+        )
+        delta = values["credits_micros"] - previous.credits_micros
+        found = drift_finding(previous.id, snapshot_id, delta, effect, self.config.tolerance_micros)
+        return [found] if found else []
+
+    # --- findings ------------------------------------------------------------------------
+
+    async def evaluate(self, report: AuditReport | None = None) -> AuditReport:
+        report = report or AuditReport()
+        now = utcnow()
+        tolerance = self.config.tolerance_micros
+        async with self._db.read() as conn:
+            money = [JobMoney.of(r) for r in await gateway.money_disagreements(conn, tolerance)]
+            leftover = [m.job_id for m in money if m.known and m.outstanding > tolerance]
+            seen = await gateway.terminal_seen_at(conn, leftover, TERMINAL) if leftover else {}
+            synced = parse_timestamp(await gateway.get_state(conn, SYNCED_KEY))
+            unknown = [m for m in money if not m.known and is_job_id(m.job_id)]
+            first = await gateway.first_synced_at(conn, [m.job_id for m in unknown])
+            settled = await _settled_unknown(conn, [m.job_id for m in unknown])
+            requests = await gateway.repeated_requests(conn)
+        drafts = duplicate_findings(requests, self.config.duplicate_window)
+        for item in money:
+            overdue = hold_overdue(seen.get(item.job_id), synced, self.config.grace)
+            drafts += money_findings(item, tolerance, hold_overdue=overdue)
+        to_adopt = [
+            m
+            for m in unknown
+            if m.job_id not in settled and first[m.job_id] <= now - self.config.grace
+        ]
+        drafts += [unknown_job_finding(m) for m in to_adopt]
+        async with self._db.write() as conn:
+            report.new_findings += await self._record(conn, drafts, STATEFUL, now, report)
+        report.adopted = await self._adopt([m.job_id for m in to_adopt])
+        return report
+
+    async def _record(
+        self,
+        conn: Any,
+        drafts: Sequence[Draft],
+        evaluated: Sequence[str],
+        now: datetime,
+        report: AuditReport | None = None,
+    ) -> list[Draft]:
+        """Insert what is new (and log it, once); re-open what came back; resolve the
+        findings of `evaluated` codes whose cause is gone."""
+        rows = [d.row(now) for d in drafts]
+        new = await gateway.insert_findings(conn, rows)
+        current = {(d.code, d.subject) for d in drafts}
+        open_rows = await gateway.open_findings(conn, evaluated) if evaluated else []
+        gone = [r.id for r in open_rows if (r.code, r.subject) not in current]
+        await gateway.update_findings(conn, gone, {"resolved_at": now})
+        if report is not None:
+            report.resolved += len(gone)
+        await self._touch(conn, [d for d in drafts if (d.code, d.subject) not in new], now)
+        fresh = [d for d in drafts if (d.code, d.subject) in new]
+        for draft in fresh[:_LOGGED_PER_PASS]:
+            log.warning("finding %s %s: %s", draft.code, draft.subject, draft.reason)
+        if len(fresh) > _LOGGED_PER_PASS:
+            log.warning(
+                "… and %d more new findings (GET /spend/findings)", len(fresh) - _LOGGED_PER_PASS
+            )
+        return fresh
+
+    async def _touch(self, conn: Any, drafts: Sequence[Draft], now: datetime) -> None:
+        """Findings found again: still true now; amounts refreshed (and re-opened) where
+        they changed, which is rare, so that is one statement per changed finding."""
+        by_code: dict[str, list[Draft]] = {}
+        for draft in drafts:
+            if draft.code not in HISTORICAL:
+                by_code.setdefault(draft.code, []).append(draft)
+        for code, items in by_code.items():
+            known = await gateway.find_findings(conn, code, [d.subject for d in items])
+            await gateway.update_findings(conn, [r.id for r in known], {"last_seen_at": now})
+            for row, draft in _pair(known, items):
+                if draft.changed(row):
+                    await gateway.update_findings(conn, [row.id], draft.refresh(now))
+
+    async def _adopt(self, job_ids: Sequence[str]) -> int:
+        """Ask Aurous about jobs the ledger knows and we do not, and record what it says
+        through the one path that changes job state (as a sweep would). A few per pass: the
+        rest wait for the next one, their findings are already stored."""
+        actions: dict[str, list[str]] = {}
+        for job_id in job_ids[: self.config.adopt_per_pass]:
+            try:
+                generation = await self._aurous.get_generation(job_id)
+            except AurousError as error:
+                action = "not_found" if error.status == 404 else "adoption_failed"
+                actions.setdefault(action, []).append(job_id)
+                continue
+            results = await observe(
+                self._db, [Observation(generation, "sweep", utcnow())], output_ttl_s=self._ttl_s
+            )
+            if self._on_observed is not None:
+                self._on_observed(results)
+            actions.setdefault("adopted", []).append(job_id)
+        async with self._db.write() as conn:
+            for action, ids in actions.items():
+                rows = await gateway.find_findings(conn, "unknown_job", ids)
+                await gateway.update_findings(conn, [r.id for r in rows], {"action": action})
+        return len(actions.get("adopted", []))
+
+
+async def _settled_unknown(conn: Any, job_ids: Sequence[str]) -> set[str]:
+    if not job_ids:
+        return set()
+    rows = await gateway.find_findings(conn, "unknown_job", job_ids)
+    return {r.subject for r in rows if r.action in ("adopted", "not_found")}
+
+
+def _pair(rows: Sequence[Any], drafts: Sequence[Draft]) -> list[tuple[Any, Draft]]:
+    by_subject = {d.subject: d for d in drafts}
+    return [(r, by_subject[r.subject]) for r in rows if r.subject in by_subject]

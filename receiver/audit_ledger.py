@@ -1,0 +1,195 @@
+"""The local copy of the Aurous ledger: walks of `GET /v1/usage/events`, and balance readings.
+
+A walk goes newest first down to the newest row of the previous complete walk (the
+watermark), storing each page as it goes. The watermark moves only when a walk completes: a
+walk cut short (crash, restart, error, lost lease) is walked again from the top, and the UNIQUE
+uev ids absorb the rows already stored, so nothing is doubled and nothing skipped.
+
+Ids are not ordered by time (ULIDs within a millisecond are random), so each row gets a
+`position` that keeps Aurous's order: walk number * 2**32 minus the row's index in its walk. A
+row seen again by a later walk takes that walk's position, which keeps the order consistent
+when a walk repeats rows an interrupted one had stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from receiver.audit_rules import normalize_row
+from receiver.aurous import AurousClient
+from receiver.envelope import parse_timestamp, to_micros
+from storage import gateway
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["SYNCED_KEY", "LedgerSync", "SyncReport", "snapshot_values", "unchanged"]
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = "ledger.watermark"
+WALK_KEY = "ledger.walk"
+SYNCED_KEY = "ledger.synced_at"  # when the last complete walk started (receiver clock)
+_POSITIONS_PER_WALK = 1 << 32
+_SNAPSHOT_REFRESH = timedelta(hours=1)  # store an unchanged balance again after this long
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    seen: int = 0
+    new: int = 0
+    complete: bool = False
+    head: str | None = None  # the newest row when the walk started
+
+
+@dataclass(frozen=True)
+class Watermark:
+    id: str
+    created_at: datetime | None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Watermark | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(data["id"], parse_timestamp(data.get("created_at")))
+
+    def reached_by(self, entry: Mapping[str, Any]) -> bool:
+        """This row, or one older than it (if Aurous has since pruned it)."""
+        if entry["uev_id"] == self.id:
+            return True
+        created = entry["created_at"]
+        return self.created_at is not None and created is not None and created < self.created_at
+
+
+class LedgerSync:
+    def __init__(
+        self,
+        db: Database,
+        aurous: AurousClient,
+        *,
+        page_size: int,
+        max_pages: int,
+        still_ours: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._db = db
+        self._aurous = aurous
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._still_ours = still_ours  # renews the audit lease between pages
+
+    async def walk(self) -> SyncReport:
+        report = SyncReport()
+        started = utcnow()
+        mark, top = await self._begin(started)
+        cursor: str | None = None
+        newest: dict[str, Any] | None = None
+        for _ in range(self._max_pages):
+            body = await self._events(starting_after=cursor, limit=self._page_size)
+            rows = _rows(body)
+            report.pages += 1
+            entries, reached = newer_than(rows, mark)
+            newest = newest or (entries[0] if entries else None)
+            report.head = report.head or (str(rows[0].get("id")) if rows else None)
+            for entry in entries:
+                entry |= {"position": top - report.seen, "synced_at": started}
+                report.seen += 1
+            report.new += await self._store(entries)
+            if reached or not rows or not body.get("has_more"):
+                report.complete = True
+                break
+            cursor = body.get("next_cursor") or str(rows[-1].get("id"))
+            if not await self._still_ours():
+                break  # another replica took over: it walks again from the top
+        if report.complete:
+            await self._finish(newest, started)
+        return report
+
+    async def head(self) -> str | None:
+        """The newest row's id right now."""
+        rows = _rows(await self._events(limit=1))
+        return str(rows[0].get("id")) if rows else None
+
+    async def _events(self, **params: Any) -> dict[str, Any]:
+        return await self._aurous.usage_events(**params)
+
+    async def _begin(self, started: datetime) -> tuple[Watermark | None, int]:
+        async with self._db.write() as conn:
+            mark = Watermark.parse(await gateway.get_state(conn, WATERMARK_KEY))
+            walk = int(await gateway.get_state(conn, WALK_KEY) or 0) + 1
+            await gateway.set_state(conn, WALK_KEY, str(walk), started)
+        return mark, (walk + 1) * _POSITIONS_PER_WALK - 1
+
+    async def _store(self, entries: list[dict[str, Any]]) -> int:
+        async with self._db.write() as conn:
+            return await gateway.upsert_ledger_entries(conn, entries)
+
+    async def _finish(self, newest: Mapping[str, Any] | None, started: datetime) -> None:
+        async with self._db.write() as conn:
+            if newest is not None:
+                created = newest["created_at"]
+                mark = {"id": newest["uev_id"], "created_at": created and created.isoformat()}
+                await gateway.set_state(conn, WATERMARK_KEY, json.dumps(mark), started)
+            await gateway.set_state(conn, SYNCED_KEY, started.isoformat(), started)
+            await gateway.fill_generation_ids(conn)
+
+
+def _rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data")
+    return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+
+def newer_than(
+    rows: Sequence[Mapping[str, Any]], mark: Watermark | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The page's rows above the watermark, normalized and deduped, and whether it was hit."""
+    entries: dict[str, dict[str, Any]] = {}
+    for raw in rows:
+        entry = normalize_row(raw)
+        if entry is None:
+            log.warning("ledger row not understood, skipped: %.200r", raw)
+            continue
+        if mark is not None and mark.reached_by(entry):
+            return list(entries.values()), True
+        entries.setdefault(entry["uev_id"], entry)
+    return list(entries.values()), False
+
+
+def snapshot_values(
+    balance: Mapping[str, Any],
+    trigger: str,
+    now: datetime,
+    head: str | None,
+    position: int | None,
+) -> dict[str, Any]:
+    """A `GET /v1/balance` answer as a balance_snapshot row (numbers as micro-credits)."""
+
+    def micros(name: str) -> int | None:
+        value = balance.get(name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return to_micros(value) if ok else None
+
+    mode = balance.get("billing_mode")
+    return {
+        "taken_at": now,
+        "trigger": trigger,
+        "credits_micros": micros("credits"),
+        "held_micros": micros("held_credits"),
+        "available_micros": micros("available_credits"),
+        "billing_mode": mode if isinstance(mode, str) else None,
+        "ledger_head": head,
+        "ledger_position": position,
+        "raw": dict(balance),
+    }
+
+
+def unchanged(latest: Any, values: Mapping[str, Any]) -> bool:
+    """Nothing new since the latest snapshot, and it is recent: no need for another row."""
+    names = ("credits_micros", "held_micros", "available_micros", "ledger_head", "ledger_position")
+    same = all(getattr(latest, name) == values[name] for name in names)
+    return same and values["taken_at"] - latest.taken_at < _SNAPSHOT_REFRESH

@@ -1,0 +1,179 @@
+"""`aurous-receiver spend …`: spend reports, findings and an audit pass from the command line.
+
+Reports read the local database (what the last audit pass synced); `spend sync` runs a pass now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from receiver import spend as reports
+from receiver.audit_rules import credits_text
+from storage.db import Database
+from storage.types import utcnow
+
+__all__ = ["spend"]
+
+_LEASE_WAITS = 90  # seconds to wait for another pass (a running service's) to end
+
+
+def _db_action(ctx: click.Context, action: Any) -> Any:
+    # Imported here: receiver.cli attaches this group while it is itself being imported.
+    from receiver.cli import _with_db, run, settings_from
+
+    return run(_with_db(settings_from(ctx), action))
+
+
+def _checked(report: Any) -> Any:
+    async def go(db: Database) -> Any:
+        try:
+            return await report(db)
+        except reports.ReportError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"--{exc.param}") from None
+
+    return go
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    from receiver.cli import _print_table
+
+    _print_table(rows)
+
+
+def _credits(value: float | None) -> str:
+    return "-" if value is None else credits_text(round(value * 1_000_000))
+
+
+@click.group()
+def spend() -> None:
+    """Audit credit spend: where the credits went, and where money and jobs disagree."""
+
+
+@spend.command("report")
+@click.option("--by", type=click.Choice(reports.GROUPINGS), default="day", show_default=True)
+@click.option("--since", help="From this date or time (UTC), e.g. 2026-05-01.")
+@click.option("--until", help="Up to (not including) this date or time (UTC).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def spend_report(
+    ctx: click.Context, by: str, since: str | None, until: str | None, fmt: str
+) -> None:
+    """Credits charged, held, released and refunded per day, kind, model or status."""
+
+    async def report(db: Database) -> tuple[dict[str, Any], reports.Runway]:
+        start = reports.parse_moment(since, "since")
+        end = reports.parse_moment(until, "until")
+        summary = await reports.summary(db, by, start, end)
+        return summary, await reports.runway(db, utcnow())
+
+    summary, runway = _db_action(ctx, _checked(report))
+    if fmt == "json":
+        click.echo(json.dumps({**summary, "runway": runway.view()}, indent=2))
+    elif fmt == "csv":
+        _write_csv(summary)
+    else:
+        _table(_summary_rows(summary))
+        click.echo(reports.runway_line(runway))
+
+
+def _summary_rows(summary: dict[str, Any]) -> list[Sequence[str]]:
+    money = ("charged", "held", "released", "refunded")
+    rows: list[Sequence[str]] = [(summary["by"].upper(), *(m.upper() for m in money), "JOBS")]
+    for group in [*summary["groups"], {"key": "total", **summary["total"]}]:
+        rows.append((str(group["key"]), *(_credits(group[m]) for m in money), str(group["jobs"])))
+    return rows
+
+
+def _write_csv(summary: dict[str, Any]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow((summary["by"], "charged", "held", "released", "refunded", "jobs"))
+    for group in [*summary["groups"], {"key": "total", **summary["total"]}]:
+        money = (_credits(group[m]) for m in ("charged", "held", "released", "refunded"))
+        writer.writerow((group["key"], *money, group["jobs"]))
+
+
+@spend.command("findings")
+@click.option(
+    "--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@click.pass_context
+def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
+    """Where money and jobs disagree, each with its job, amounts and reason."""
+    found = _db_action(ctx, _checked(lambda db: reports.findings(db, status)))["data"]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo(f"no {status if status != 'all' else ''} findings".replace("  ", " "))
+        return
+    rows: list[Sequence[str]] = [("ID", "CODE", "JOB", "EXPECTED", "ACTUAL", "SINCE", "REASON")]
+    for f in found:
+        rows.append(
+            (
+                str(f["id"]),
+                f["code"],
+                f["job_id"] or f["subject"],
+                _credits(f["expected"]),
+                _credits(f["actual"]),
+                (f["first_seen_at"] or "")[:19],
+                f["reason"] + (f" [{f['action']}]" if f["action"] else ""),
+            )
+        )
+    _table(rows)
+
+
+@spend.command("sync")
+@click.pass_context
+def spend_sync(ctx: click.Context) -> None:
+    """Sync the ledger, snapshot the balance and evaluate findings now."""
+    from receiver.cli import _open, run, settings_from
+
+    async def go() -> Any:
+        runtime = await _open(settings_from(ctx))
+        try:
+            if runtime.audit is None:
+                raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
+            click.echo("syncing the ledger…", err=True)
+            report = await runtime.audit.run("manual")
+            for _ in range(_LEASE_WAITS):  # a running service may be mid-pass: let it finish
+                if report.ran:
+                    break
+                await asyncio.sleep(1)
+                report = await runtime.audit.run("manual")
+            return report, await reports.runway(runtime.db, utcnow())
+        finally:
+            await runtime.close()
+
+    report, runway = run(go())
+    if not report.ran:
+        raise click.ClickException("another replica is auditing right now; try again shortly")
+    sync = report.sync
+    if report.error:
+        click.echo(f"Aurous could not be read ({report.error}); findings from what is stored")
+    click.echo(
+        f"ledger: {sync.pages} pages, {sync.new} new rows"
+        + ("" if sync.complete else " (incomplete: the next pass continues)")
+    )
+    click.echo(
+        f"balance snapshot #{report.snapshot_id}"
+        + ("" if report.consistent else " (the ledger moved while it was read: not compared)")
+    )
+    click.echo(
+        f"findings: {len(report.new_findings)} new, {report.resolved} resolved; "
+        f"{report.adopted} unknown jobs adopted"
+    )
+    click.echo(reports.runway_line(runway))

@@ -1,0 +1,314 @@
+"""Money per job from the ledger, the spend reports, and findings.
+
+Per-job money is always summed per generation first and joined to `job` afterwards, so a
+report reads the ledger once through a covering index and looks up each job once, however many
+movements it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement, Select
+
+from storage.gateway._common import Values, _insert
+from storage.gateway.ledger import L, _sum
+from storage.models import FINDING, JOB, JOB_EVENT, JOB_REQUEST
+
+__all__ = [
+    "GROUPINGS",
+    "find_findings",
+    "first_synced_at",
+    "insert_findings",
+    "list_findings",
+    "money_by_job",
+    "money_disagreements",
+    "open_finding_codes",
+    "open_findings",
+    "repeated_requests",
+    "spend_groups",
+    "spend_since",
+    "spend_total",
+    "terminal_seen_at",
+    "update_findings",
+]
+
+GROUPINGS = ("day", "kind", "model", "status")
+_CHUNK = 2000  # ids per IN (...) list: far below every driver's parameter limit
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK))
+
+
+# --- money per job ---------------------------------------------------------------------------
+
+
+def _flow(kind: str, sign: int = 1) -> Any:
+    return _sum(case((L.c.type == kind, L.c.amount_micros * sign), else_=0))
+
+
+def _money(*group_by: Any, where: Iterable[ColumnElement[bool]] = ()) -> Select[Any]:
+    """Holds placed, releases, charges and refunds as positive micro-credits."""
+    return (
+        select(
+            *group_by,
+            _flow("hold", -1).label("held"),
+            _flow("release").label("released"),
+            _flow("charge", -1).label("charges"),
+            _flow("refund").label("refunded"),
+        )
+        .where(L.c.generation_id.is_not(None), *where)
+        .group_by(*group_by)
+    )
+
+
+def _window(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    window: list[ColumnElement[bool]] = []
+    if since is not None:
+        window.append(L.c.created_at >= since)
+    if until is not None:
+        window.append(L.c.created_at < until)
+    return window
+
+
+async def money_disagreements(conn: AsyncConnection, tolerance: int) -> Sequence[Row[Any]]:
+    """Per generation with movements: those whose job is unknown, or whose money disagrees
+    with the job (charged without success, charged other than its cost, a hold left over)."""
+    m = _money(L.c.generation_id).subquery("m")
+    charged = m.c.charges - m.c.refunded
+    outstanding = m.c.held - m.c.released - m.c.refunded  # of jobs without a charge
+    disagrees = or_(
+        JOB.c.id.is_(None),
+        and_(JOB.c.terminal, JOB.c.status != "succeeded", charged > tolerance),
+        and_(
+            JOB.c.status == "succeeded",
+            JOB.c.cost_state == "charged",
+            JOB.c.cost_micros.is_not(None),
+            m.c.charges > 0,
+            func.abs(charged - JOB.c.cost_micros) > tolerance,
+        ),
+        and_(JOB.c.terminal, m.c.charges == 0, outstanding > tolerance),
+    )
+    stmt = (
+        select(
+            m,
+            JOB.c.id.is_not(None).label("known"),
+            JOB.c.status,
+            JOB.c.terminal,
+            JOB.c.cost_micros,
+            JOB.c.cost_state,
+        )
+        .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
+        .where(disagrees)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+async def first_synced_at(conn: AsyncConnection, generation_ids: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for chunk in _chunks(generation_ids):
+        stmt = (
+            select(L.c.generation_id, func.min(L.c.synced_at))
+            .where(L.c.generation_id.in_(chunk))
+            .group_by(L.c.generation_id)
+        )
+        found.update({key: at for key, at in (await conn.execute(stmt)).all()})
+    return found
+
+
+async def terminal_seen_at(
+    conn: AsyncConnection, job_ids: Sequence[str], terminal: Collection[str]
+) -> dict[str, datetime]:
+    """When the receiver first recorded each job as finished (its own clock)."""
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(job_ids):
+        stmt = (
+            select(JOB_EVENT.c.job_id, func.min(JOB_EVENT.c.at))
+            .where(
+                JOB_EVENT.c.job_id.in_(chunk),
+                JOB_EVENT.c.applied.is_(True),
+                JOB_EVENT.c.to_status.in_(sorted(terminal)),
+            )
+            .group_by(JOB_EVENT.c.job_id)
+        )
+        found.update({key: at for key, at in (await conn.execute(stmt)).all()})
+    return found
+
+
+async def repeated_requests(conn: AsyncConnection) -> Sequence[Any]:
+    """Create requests that produced a job and share their fingerprint with another one."""
+    repeated = (
+        select(JOB_REQUEST.c.fingerprint)
+        .group_by(JOB_REQUEST.c.fingerprint)
+        .having(func.count() > 1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            JOB_REQUEST.c.fingerprint,
+            JOB_REQUEST.c.kind,
+            JOB_REQUEST.c.job_id,
+            JOB_REQUEST.c.idempotency_key,
+            JOB_REQUEST.c.created_at,
+            JOB.c.cost_micros,
+        )
+        .select_from(JOB_REQUEST.outerjoin(JOB, JOB.c.id == JOB_REQUEST.c.job_id))
+        .where(JOB_REQUEST.c.fingerprint.in_(repeated), JOB_REQUEST.c.job_id.is_not(None))
+        .order_by(JOB_REQUEST.c.fingerprint, JOB_REQUEST.c.created_at, JOB_REQUEST.c.id)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+# --- spend reports ---------------------------------------------------------------------------
+
+
+def _day(conn: AsyncConnection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", L.c.created_at), "YYYY-MM-DD")
+    return func.substr(L.c.created_at, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS…' in UTC
+
+
+async def spend_total(
+    conn: AsyncConnection, since: datetime | None, until: datetime | None
+) -> Row[Any]:
+    m = _money(L.c.generation_id, where=_window(since, until)).subquery("m")
+    stmt = select(
+        _sum(m.c.held).label("held"),
+        _sum(m.c.released).label("released"),
+        _sum(m.c.charges).label("charges"),
+        _sum(m.c.refunded).label("refunded"),
+        func.count().label("jobs"),
+    )
+    return (await conn.execute(stmt)).one()
+
+
+async def spend_groups(
+    conn: AsyncConnection, by: str, since: datetime | None, until: datetime | None
+) -> Sequence[Row[Any]]:
+    """Money per day of movement, or per job kind / model / status ('unknown' when the job or
+    the attribute is unknown); `jobs` counts the jobs with movements in each group."""
+    if by not in GROUPINGS:
+        raise ValueError(f"cannot group spend by {by!r}")
+    window = _window(since, until)
+    if by == "day":
+        key = func.coalesce(_day(conn), "unknown").label("key")
+        stmt = _money(key, where=window).add_columns(
+            func.count(func.distinct(L.c.generation_id)).label("jobs")
+        )
+        return (await conn.execute(stmt.order_by(key))).all()
+    m = _money(L.c.generation_id, where=window).subquery("m")
+    key = func.coalesce(JOB.c[by], "unknown").label("key")
+    stmt = (
+        select(
+            key,
+            _sum(m.c.held).label("held"),
+            _sum(m.c.released).label("released"),
+            _sum(m.c.charges).label("charges"),
+            _sum(m.c.refunded).label("refunded"),
+            func.count().label("jobs"),
+        )
+        .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
+        .group_by(key)
+        .order_by(key)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+def _iso_text(conn: AsyncConnection, column: Any) -> Any:
+    """A UTC time as ISO-8601 text to the second, formatted by the database (an export of
+    100k jobs would otherwise spend most of its time parsing and re-printing datetimes)."""
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    return func.strftime("%Y-%m-%dT%H:%M:%SZ", column)
+
+
+async def money_by_job(
+    conn: AsyncConnection, since: datetime | None, until: datetime | None
+) -> Sequence[Row[Any]]:
+    """One row per generation with movements in the window, with what is known of its job
+    (times as ISO-8601 text)."""
+    m = _money(L.c.generation_id, where=_window(since, until)).subquery("m")
+    stmt = (
+        select(
+            m,
+            JOB.c.kind,
+            JOB.c.model,
+            JOB.c.status,
+            _iso_text(conn, JOB.c.created_at).label("created"),
+            _iso_text(conn, JOB.c.completed_at).label("completed"),
+            JOB.c.cost_micros,
+        )
+        .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
+        .order_by(m.c.generation_id)
+    )
+    return (await conn.execute(stmt)).all()
+
+
+async def spend_since(conn: AsyncConnection, since: datetime) -> tuple[int, datetime | None]:
+    """Net credits charged (charges minus refunds) in movements since `since`, and the first."""
+    stmt = select(
+        _sum(case((L.c.type.in_(("charge", "refund")), L.c.amount_micros), else_=0)),
+        func.min(L.c.created_at),
+    ).where(L.c.created_at >= since)
+    net, first = (await conn.execute(stmt)).one()
+    return -int(net), first
+
+
+# --- findings --------------------------------------------------------------------------------
+
+
+async def insert_findings(conn: AsyncConnection, rows: Sequence[Values]) -> set[tuple[str, str]]:
+    """Insert findings not reported before; returns the (code, subject) of the new ones."""
+    if not rows:
+        return set()
+    stmt = (
+        _insert(conn, FINDING)
+        .on_conflict_do_nothing(index_elements=["code", "subject"])
+        .returning(FINDING.c.code, FINDING.c.subject)
+    )
+    return {(code, subject) for code, subject in (await conn.execute(stmt, list(rows))).all()}
+
+
+async def open_findings(conn: AsyncConnection, codes: Collection[str]) -> Sequence[Row[Any]]:
+    stmt = select(FINDING).where(FINDING.c.code.in_(sorted(codes)), FINDING.c.resolved_at.is_(None))
+    return (await conn.execute(stmt)).all()
+
+
+async def find_findings(
+    conn: AsyncConnection, code: str, subjects: Sequence[str]
+) -> list[Row[Any]]:
+    stmt = select(FINDING).where(FINDING.c.code == code, FINDING.c.subject.in_(subjects))
+    return list((await conn.execute(stmt)).all())
+
+
+async def update_findings(conn: AsyncConnection, ids: Sequence[int], values: Values) -> None:
+    if ids:
+        await conn.execute(update(FINDING).where(FINDING.c.id.in_(ids)).values(**values))
+
+
+async def list_findings(
+    conn: AsyncConnection, *, state: str = "open", limit: int = 1000
+) -> Sequence[Row[Any]]:
+    stmt = select(FINDING).order_by(FINDING.c.id).limit(limit)
+    if state == "open":
+        stmt = stmt.where(FINDING.c.resolved_at.is_(None))
+    elif state == "resolved":
+        stmt = stmt.where(FINDING.c.resolved_at.is_not(None))
+    return (await conn.execute(stmt)).all()
+
+
+async def open_finding_codes(conn: AsyncConnection) -> dict[str, list[str]]:
+    stmt = (
+        select(FINDING.c.job_id, FINDING.c.code)
+        .where(FINDING.c.resolved_at.is_(None), FINDING.c.job_id.is_not(None))
+        .order_by(FINDING.c.job_id, FINDING.c.code)
+    )
+    codes: dict[str, list[str]] = {}
+    for job_id, code in (await conn.execute(stmt)).all():
+        codes.setdefault(job_id, []).append(code)
+    return codes
