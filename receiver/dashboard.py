@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from receiver import jobs
+from receiver import jobs, spend
 from receiver.runtime import Runtime
 from storage import gateway
 from storage.gateway import stats
 from storage.types import utcnow
 
-__all__ = ["Overview", "overview", "sparkline_points"]
+__all__ = ["Overview", "bar_chart", "overview", "sparkline_points", "spend_page"]
 
 RUNNING = ("pending", "queued", "processing")
 
@@ -83,3 +83,61 @@ def safe_to_retire(secret: Any, others_active: int, grace: timedelta) -> bool:
         return False
     last_used = secret.last_matched_at or secret.created_at
     return bool(utcnow() - last_used > grace)
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    label: str
+    value: float
+
+
+def bar_chart(groups: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> list[Bar]:
+    """Server-rendered SVG bars of credits charged per group (no JavaScript)."""
+    if not groups:
+        return []
+    top = max(float(g["charged"] or 0) for g in groups) or 1.0
+    slot = width / len(groups)
+    bars = []
+    for i, group in enumerate(groups):
+        value = float(group["charged"] or 0)
+        bar_height = (height - 20) * value / top
+        bars.append(
+            Bar(
+                i * slot + slot * 0.1,
+                height - 20 - bar_height,
+                slot * 0.8,
+                bar_height,
+                str(group["key"])[5:10] if (len(groups) - 1 - i) % 5 == 0 else "",
+                value,
+            )
+        )
+    return bars
+
+
+def _every_day(groups: list[dict[str, Any]], now: Any, days: int) -> list[dict[str, Any]]:
+    """One group per calendar day of the window, zero where nothing was charged."""
+    charged = {str(g["key"])[:10]: g["charged"] for g in groups}
+    dates = [(now - timedelta(days=n)).date().isoformat() for n in range(days - 1, -1, -1)]
+    return [{"key": d, "charged": charged.get(d, 0)} for d in dates]
+
+
+async def spend_page(runtime: Runtime) -> dict[str, Any]:
+    now = utcnow()
+    daily = await spend.summary(runtime.db, "day", now - timedelta(days=30), None)
+    return {
+        "daily": daily,
+        "bars": bar_chart(_every_day(daily["groups"], now, 30)),
+        "kinds": await spend.summary(runtime.db, "kind"),
+        "models": await spend.summary(runtime.db, "model"),
+        "findings": (await spend.findings(runtime.db))["data"],
+        "runway": (await spend.runway(runtime.db, now)).view(),
+    }
+
+
+async def credits_card(runtime: Runtime) -> dict[str, Any] | None:
+    view = (await spend.runway(runtime.db, utcnow())).view()
+    return view if view["available"] is not None else None

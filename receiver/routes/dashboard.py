@@ -75,7 +75,7 @@ async def show_overview(runtime: RuntimeDep) -> Template:
         "overview",
         o=await dashboard.overview(runtime),
         spark=dashboard.sparkline_points,
-        credits=None,
+        credits=await dashboard.credits_card(runtime),
     )
 
 
@@ -140,6 +140,11 @@ async def show_secrets(runtime: RuntimeDep) -> Template:
     return _page("secrets.html", "secrets", secrets=secrets, now=now, retirable=retirable)
 
 
+@get("/dashboard/spend", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_spend(runtime: RuntimeDep) -> Template:
+    return _page("spend.html", "spend", **await dashboard.spend_page(runtime))
+
+
 DASHBOARD_ROUTES = [
     show_login,
     log_in,
@@ -150,4 +155,5 @@ DASHBOARD_ROUTES = [
     show_job,
     show_deliveries,
     show_secrets,
+    show_spend,
 ]
