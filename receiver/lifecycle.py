@@ -105,10 +105,12 @@ class Observation:
 @dataclass(frozen=True, slots=True)
 class ObservationResult:
     job_id: str
-    status: str
+    status: str  # the job's status after the observation
     applied: bool
     created: bool
     has_pending_outputs: bool
+    source: str = "api"  # webhook | poll | sweep | api
+    observed: str = ""  # the status the observation reported
 
 
 def source_kind(source: str) -> str:
@@ -199,7 +201,15 @@ class _Plan:
         if decision.event_note is not None:
             self.events.append(_event_row(observation, previous, decision))
         pending = self._plan_outputs(observation, state, decision)
-        return ObservationResult(job_id, state.status, decision.apply, created, pending)
+        return ObservationResult(
+            job_id,
+            state.status,
+            decision.apply,
+            created,
+            pending,
+            source_kind(observation.source),
+            observation.generation.status,
+        )
 
     def _state(self, job_id: str) -> _JobState | None:
         if job_id not in self.states and job_id in self.existing:

@@ -46,6 +46,40 @@ class Metrics:
             "receiver_archive_bytes", "Bytes of archived outputs", registry=self.registry
         )
 
+        self.missed_webhooks = Gauge(
+            "receiver_missed_webhook_rate",
+            "Share of jobs finished that day that no webhook reported first (poll, sweep, …)",
+            ["day"],
+            registry=self.registry,
+        )
+        self.aurous_requests = Gauge(
+            "receiver_aurous_requests",
+            "Requests sent to Aurous since start, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.poll_budget_used = Gauge(
+            "receiver_poll_budget_used",
+            "GETs drawn from the per-minute budget since start",
+            registry=self.registry,
+        )
+        self.ledger_sync_lag = Gauge(
+            "receiver_ledger_sync_lag_seconds",
+            "Seconds since the last complete ledger sync started (-1: never)",
+            registry=self.registry,
+        )
+        self.findings_open = Gauge(
+            "receiver_findings_open",
+            "Open spend findings by code",
+            ["code"],
+            registry=self.registry,
+        )
+
+    def set_missed_webhooks(self, days: dict[str, dict[str, int]]) -> None:
+        for day, via in days.items():
+            total = sum(via.values())
+            self.missed_webhooks.labels(day).set((total - via.get("webhook", 0)) / total)
+
     def set_output_counts(self, counts: dict[str, int]) -> None:
         for state in ("pending", "archived", "lost", "none"):
             self.outputs.labels(state).set(counts.get(state, 0))

@@ -14,14 +14,16 @@ from litestar.di import NamedDependency
 
 from receiver.archiver import Archiver
 from receiver.audit import Audit, AuditConfig
+from receiver.audit_ledger import SYNCED_KEY
 from receiver.aurous import AurousClient, RateBudget
 from receiver.auth import resolve_admin_token
 from receiver.creation import JobCreator
+from receiver.envelope import parse_timestamp
 from receiver.fetch import HostPolicy
 from receiver.ids import new_id
 from receiver.intake import Intake
 from receiver.keyring import SecretStore
-from receiver.lifecycle import ObservationResult
+from receiver.lifecycle import ObservationResult, is_known
 from receiver.metrics import Metrics
 from receiver.reconciler import Reconciler
 from receiver.scheduler import Ticker
@@ -35,6 +37,7 @@ from storage.crypto import (
     read_or_create_private_file,
 )
 from storage.db import Database
+from storage.gateway import stats
 from storage.migrate import current_revision, head_revision
 from storage.types import utcnow
 
@@ -68,11 +71,28 @@ class Runtime:
     ticker: Ticker | None = field(default=None)
 
     async def refresh_gauges(self) -> None:
+        now = utcnow()
         async with self.db.read() as conn:
-            counts = await gateway.output_counts(conn, utcnow() + timedelta(hours=1))
+            counts = await gateway.output_counts(conn, now + timedelta(hours=1))
+            by_day = await stats.terminal_via_by_day(conn, now - timedelta(days=7))
+            findings = await stats.open_findings_by_code(conn)
+            synced = parse_timestamp(await gateway.get_state(conn, SYNCED_KEY))
         self.metrics.set_output_counts(counts)
+        self.metrics.set_missed_webhooks(by_day)
+        for code, n in findings.items():
+            self.metrics.findings_open.labels(code).set(n)
+        self.metrics.ledger_sync_lag.set((now - synced).total_seconds() if synced else -1)
+        if self.aurous is not None:
+            self.metrics.poll_budget_used.set(self.aurous.budget.used)
+            for kind, n in self.aurous.requests.items():
+                self.metrics.aurous_requests.labels(kind).set(n)
 
     def after_commit(self, results: Sequence[ObservationResult]) -> None:
+        for result in results:
+            if result.applied:
+                self.metrics.transitions.labels(result.source, result.status).inc()
+            if not is_known(result.observed):
+                self.metrics.unknown_statuses.labels(result.observed[:32]).inc()
         if self.settings.background and any(r.has_pending_outputs for r in results):
             self.archiver.kick()
 

@@ -9,9 +9,15 @@ from sqlalchemy import cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Float
 
-from storage.models import DELIVERY, JOB, OUTPUT
+from storage.models import DELIVERY, FINDING, JOB, OUTPUT
 
-__all__ = ["deliveries_per_minute", "recent_outputs_at_risk", "terminal_via_counts"]
+__all__ = [
+    "deliveries_per_minute",
+    "open_findings_by_code",
+    "recent_outputs_at_risk",
+    "terminal_via_by_day",
+    "terminal_via_counts",
+]
 
 
 def _epoch(conn: AsyncConnection, column: Any) -> Any:
@@ -64,3 +70,28 @@ async def recent_outputs_at_risk(
         .limit(limit)
     )
     return list((await conn.execute(stmt)).all())
+
+
+async def terminal_via_by_day(conn: AsyncConnection, since: datetime) -> dict[str, dict[str, int]]:
+    """Per completion day (UTC), how jobs were first seen terminal."""
+    rows = (
+        await conn.execute(
+            select(JOB.c.completed_at, JOB.c.terminal_via).where(
+                JOB.c.terminal.is_(True), JOB.c.completed_at >= since
+            )
+        )
+    ).all()
+    days: dict[str, dict[str, int]] = {}
+    for completed_at, via in rows:
+        day = days.setdefault(completed_at.date().isoformat(), {})
+        day[via or "unknown"] = day.get(via or "unknown", 0) + 1
+    return days
+
+
+async def open_findings_by_code(conn: AsyncConnection) -> dict[str, int]:
+    stmt = (
+        select(FINDING.c.code, func.count())
+        .where(FINDING.c.resolved_at.is_(None))
+        .group_by(FINDING.c.code)
+    )
+    return {code: int(n) for code, n in (await conn.execute(stmt)).all()}

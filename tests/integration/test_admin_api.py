@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,14 @@ async def test_generated_admin_token_is_written_0600(tmp_path: Path, sqlite_url:
 
 
 async def test_metrics_count_deliveries_by_outcome(client: Client) -> None:
-    body = endpoint_event(generation())
+    today = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = endpoint_event(generation(completed_at=today))
     await client.post("/webhooks/aurous", content=body, headers=headers(body))
     await client.post("/webhooks/aurous", content=body, headers={})
     text = (await client.get("/metrics")).text
     assert 'receiver_webhook_deliveries_total{outcome="accepted",reason=""} 1.0' in text
     assert 'outcome="rejected",reason="missing_signature"} 1.0' in text
+    assert 'receiver_job_transitions_total{source="webhook",status="succeeded"} 1.0' in text
+    assert f'receiver_missed_webhook_rate{{day="{today[:10]}"}} 0.0' in text
+    assert "receiver_ledger_sync_lag_seconds -1.0" in text
+    assert 'receiver_http_requests_total{' in text
