@@ -53,14 +53,32 @@ def main() -> None:
         script = Path(tmp) / "cycle.lua"
         script.write_text(LUA)
         make_deliveries(deliveries, 30_000, secret=WEBHOOK_SECRET)
-        subprocess.run(["wrk", "-t1", "-c32", "-d10s", "-s", str(script),
-                        f"http://127.0.0.1:{port}/webhooks/aurous", "--", str(deliveries), "1"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                "-c32",
+                "-d10s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/webhooks/aurous",
+                "--",
+                str(deliveries),
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+        )
         under_ingest = rss_kib(receiver, "VmHWM")
 
         [job] = sim.create_direct("video", 1, {"prompt": "big", "duration": 2})
-        wait_for(lambda: (o := receiver.get(f"/jobs/{job}").get("outputs"))
-                 and o[0]["state"] == "archived", timeout=300, interval=0.5)
+        wait_for(
+            lambda: (
+                (o := receiver.get(f"/jobs/{job}").get("outputs")) and o[0]["state"] == "archived"
+            ),
+            timeout=300,
+            interval=0.5,
+        )
         after_archive = rss_kib(receiver, "VmHWM")
     print(f"{'receiver RSS':<40}{'MiB':>8}")
     print(f"{'idle':<40}{idle / 1024:>8.1f}")

@@ -1,7 +1,7 @@
 """Query times at scale: 1,000,000 jobs and 3,000,000 job events on SQLite (100,000 jobs on
-PostgreSQL with --postgres URL), generated directly through the gateway. Times the lease claim
-(outputs and polls), a jobs list page (first and deep), a job detail and the spend summary, and
-prints each query plan's use of indexes.
+PostgreSQL with --postgres URL|auto), generated directly through the gateway. Times the lease
+claim (outputs and polls), a jobs list page (first and deep) and a job detail, and prints each
+query plan's use of indexes. The spend summary at this scale: bench/audit.py --jobs 1000000.
 
     .venv/bin/python bench/scale.py [--jobs 1000000] [--postgres postgresql://…/db]
 """
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -21,13 +22,21 @@ from typing import Any
 
 from sqlalchemy import text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _pg import database
+
 from receiver import jobs as job_views
 from storage import gateway
 from storage.db import Database
 from storage.migrate import upgrade
 
-TARGETS_MS = {"claim outputs": 5, "claim polls": 5, "jobs page (first)": 50,
-              "jobs page (deep)": 50, "job detail": 10, "spend summary": 1000}
+TARGETS_MS = {
+    "claim outputs": 5,
+    "claim polls": 5,
+    "jobs page (first)": 50,
+    "jobs page (deep)": 50,
+    "job detail": 10,
+}
 STATUSES = ["succeeded"] * 8 + ["failed", "processing"]
 BATCH = 5000
 
@@ -37,13 +46,24 @@ def job_row(n: int, base: datetime) -> dict[str, Any]:
     at = base + timedelta(seconds=n)
     terminal = status != "processing"
     return {
-        "id": f"img_{n:012d}", "kind": "image" if n % 5 else "video", "status": status,
-        "terminal": terminal, "first_seen_via": "webhook", "terminal_via": "webhook" if terminal
-        else None, "created_at": at, "completed_at": at + timedelta(seconds=20) if terminal
-        else None, "first_seen_at": at, "last_observed_at": at, "next_poll_at": None if terminal
-        else at + timedelta(minutes=1), "poll_attempts": 0, "cost_micros": 2_000_000,
-        "cost_state": "charged" if terminal else "held", "cost_currency": "credit",
-        "model": f"lora_{n % 7}", "error_message": None, "last_response": None,
+        "id": f"img_{n:012d}",
+        "kind": "image" if n % 5 else "video",
+        "status": status,
+        "terminal": terminal,
+        "first_seen_via": "webhook",
+        "terminal_via": "webhook" if terminal else None,
+        "created_at": at,
+        "completed_at": at + timedelta(seconds=20) if terminal else None,
+        "first_seen_at": at,
+        "last_observed_at": at,
+        "next_poll_at": None if terminal else at + timedelta(minutes=1),
+        "poll_attempts": 0,
+        "cost_micros": 2_000_000,
+        "cost_state": "charged" if terminal else "held",
+        "cost_currency": "credit",
+        "model": f"lora_{n % 7}",
+        "error_message": None,
+        "last_response": None,
     }
 
 
@@ -52,14 +72,34 @@ async def generate(db: Database, count: int) -> None:
     started = time.perf_counter()
     for first in range(0, count, BATCH):
         rows = [job_row(n, base) for n in range(first, min(count, first + BATCH))]
-        events = [{"job_id": r["id"], "at": r["first_seen_at"], "source": source,
-                   "from_status": None, "to_status": to, "applied": True, "note": None}
-                  for r in rows for source, to in
-                  (("api", "pending"), ("poll", "processing"), ("webhook:evt", r["status"]))]
-        outputs = [{"job_id": r["id"], "position": 0, "source_url": "https://x/" + r["id"],
-                    "deadline": r["completed_at"] + timedelta(days=1),
-                    "state": "archived" if r["id"][-1] != "7" else "pending"}
-                   for r in rows if r["status"] == "succeeded"]
+        events = [
+            {
+                "job_id": r["id"],
+                "at": r["first_seen_at"],
+                "source": source,
+                "from_status": None,
+                "to_status": to,
+                "applied": True,
+                "note": None,
+            }
+            for r in rows
+            for source, to in (
+                ("api", "pending"),
+                ("poll", "processing"),
+                ("webhook:evt", r["status"]),
+            )
+        ]
+        outputs = [
+            {
+                "job_id": r["id"],
+                "position": 0,
+                "source_url": "https://x/" + r["id"],
+                "deadline": r["completed_at"] + timedelta(days=1),
+                "state": "archived" if r["id"][-1] != "7" else "pending",
+            }
+            for r in rows
+            if r["status"] == "succeeded"
+        ]
         async with db.write() as conn:
             await gateway.insert_jobs(conn, rows)
             await gateway.insert_job_events(conn, events)
@@ -89,13 +129,15 @@ async def timed(label: str, work: Callable[[], Awaitable[Any]], runs: int = 15) 
 async def measure(db: Database, count: int) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count + 3600)
     some_job = f"img_{count // 2:012d}"
-    deep = job_views.encode_cursor(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count // 3),
-                                   f"img_{count // 3:012d}")
+    deep = job_views.encode_cursor(
+        datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count // 3), f"img_{count // 3:012d}"
+    )
 
     async def claim_outputs() -> None:
         async with db.write() as conn:
-            await gateway.claim_outputs(conn, owner=f"bench{random.random()}", now=now,
-                                        lease_until=now, limit=8)
+            await gateway.claim_outputs(
+                conn, owner=f"bench{random.random()}", now=now, lease_until=now, limit=8
+            )
             await conn.rollback()
 
     async def claim_polls() -> None:
@@ -109,25 +151,15 @@ async def measure(db: Database, count: int) -> None:
 
     await timed("claim outputs", claim_outputs)
     await timed("claim polls", claim_polls)
-    await timed("jobs page (first)", lambda: job_views.list_jobs(
-        db, status=None, kind=None, cursor=None, limit=50))
-    await timed("jobs page (deep)", lambda: job_views.list_jobs(
-        db, status="failed", kind=None, cursor=deep, limit=50))
+    await timed(
+        "jobs page (first)",
+        lambda: job_views.list_jobs(db, status=None, kind=None, cursor=None, limit=50),
+    )
+    await timed(
+        "jobs page (deep)",
+        lambda: job_views.list_jobs(db, status="failed", kind=None, cursor=deep, limit=50),
+    )
     await timed("job detail", detail)
-    await spend_summary(db)
-
-
-async def spend_summary(db: Database) -> None:
-    try:
-        from receiver import audit
-    except ImportError:
-        print("  spend summary: the audit module is not there yet")
-        return
-    summary = getattr(audit, "spend_summary", None)
-    if summary is None:
-        print("  spend summary: no audit.spend_summary to time")
-        return
-    await timed("spend summary", lambda: summary(db, by="day", since=None, until=None), runs=5)
 
 
 async def plans(db: Database) -> None:
@@ -164,10 +196,11 @@ async def run(url: str, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1_000_000)
-    parser.add_argument("--postgres", help="an empty PostgreSQL database URL")
+    parser.add_argument("--postgres", help="an empty PostgreSQL database URL, or auto")
     args = parser.parse_args()
     if args.postgres:
-        asyncio.run(run(args.postgres, min(args.jobs, 100_000)))
+        with database(args.postgres) as url:
+            asyncio.run(run(url, min(args.jobs, 100_000)))
         return
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         asyncio.run(run(f"sqlite+aiosqlite:///{Path(tmp)}/scale.db", args.jobs))

@@ -29,6 +29,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _pg import database
+
 from receiver.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
@@ -259,10 +262,15 @@ def main() -> None:
     parser.add_argument("soak", choices=["crash", "faults"])
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--postgres", help="an empty, migrated-or-not PostgreSQL database URL")
+    parser.add_argument("--postgres", help="an empty PostgreSQL database URL, or auto")
     args = parser.parse_args()
     args.jobs = args.jobs or (20_000 if args.soak == "crash" else 2_000)
-    figures = crash_soak(args) if args.soak == "crash" else fault_soak(args)
+    if args.postgres:
+        with database(args.postgres) as url:
+            args.postgres = url
+            figures = crash_soak(args)
+    else:
+        figures = crash_soak(args) if args.soak == "crash" else fault_soak(args)
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
     broken = (
         figures.get("acknowledged_lost", 0)
