@@ -16,6 +16,7 @@ import click
 
 from receiver import spend as reports
 from receiver.audit_rules import credits_text
+from receiver.cli.common import open_runtime, print_table, run, settings_from, with_db
 from storage.db import Database
 from storage.types import utcnow
 
@@ -25,10 +26,7 @@ _LEASE_WAITS = 90  # seconds to wait for another pass (a running service's) to e
 
 
 def _db_action(ctx: click.Context, action: Any) -> Any:
-    # Imported here: receiver.cli attaches this group while it is itself being imported.
-    from receiver.cli import _with_db, run, settings_from
-
-    return run(_with_db(settings_from(ctx), action))
+    return run(with_db(settings_from(ctx), action))
 
 
 def _checked(report: Any) -> Any:
@@ -42,9 +40,7 @@ def _checked(report: Any) -> Any:
 
 
 def _table(rows: Sequence[Sequence[str]]) -> None:
-    from receiver.cli import _print_table
-
-    _print_table(rows)
+    print_table(rows)
 
 
 def _credits(value: float | None) -> str:
@@ -140,10 +136,9 @@ def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
 @click.pass_context
 def spend_sync(ctx: click.Context) -> None:
     """Sync the ledger, snapshot the balance and evaluate findings now."""
-    from receiver.cli import _open, run, settings_from
 
     async def go() -> Any:
-        runtime = await _open(settings_from(ctx))
+        runtime = await open_runtime(settings_from(ctx))
         try:
             if runtime.audit is None:
                 raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")

@@ -1,0 +1,71 @@
+"""The archive: verify every blob against its hash."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from receiver.cli.common import (
+    run,
+    settings_from,
+    with_db,
+)
+from storage import gateway
+from storage.db import Database
+
+__all__ = ["archive"]
+
+
+@click.group()
+def archive() -> None:
+    """Inspect the archive of outputs."""
+
+
+@archive.command("verify")
+@click.pass_context
+def archive_verify(ctx: click.Context) -> None:
+    """Re-hash every archived blob; exit 1 if any is missing or corrupt."""
+    from storage.blobs import BlobStore
+
+    settings = settings_from(ctx)
+    blobs = BlobStore.from_url(settings.media_url)
+
+    async def verify(db: Database) -> tuple[int, int, list[str]]:
+        async with db.read() as conn:
+            rows = await gateway.archived_blobs(conn)
+        problems: list[str] = []
+        total = 0
+        with click.progressbar(rows, label="verifying", file=sys.stderr) as bar:
+            for row in bar:
+                problem = await _check_blob(blobs, row.sha256, row.size)
+                total += row.size or 0
+                if problem:
+                    problems.append(f"{row.sha256} (e.g. {row.job_id}): {problem}")
+        return len(rows), total, problems
+
+    count, total, problems = run(with_db(settings, verify))
+    for problem in problems:
+        click.echo(problem)
+    click.echo(
+        f"checked {count} blobs ({total} bytes) in {blobs.describe()}: "
+        f"{len(problems)} missing or corrupt"
+    )
+    if problems:
+        raise SystemExit(1)
+
+
+async def _check_blob(blobs: Any, sha256: str, size: int | None) -> str | None:
+    from storage.blobs import BlobNotFound
+
+    try:
+        actual = await blobs.rehash(sha256)
+        info = await blobs.head(sha256)
+    except BlobNotFound:
+        return "missing"
+    if actual != sha256:
+        return f"corrupt: content hashes to {actual}"
+    if info is not None and size is not None and info.size != size:
+        return f"size {info.size}, expected {size}"
+    return None

@@ -1,0 +1,118 @@
+"""Running the service: serve, migrate, sync, demo."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from receiver.cli.common import (
+    open_runtime,
+    run,
+    settings_from,
+)
+from receiver.logs import configure_logging
+from receiver.settings import Settings
+from storage.db import Database
+from storage.migrate import current_revision, upgrade
+
+__all__ = ["demo", "migrate", "serve", "sync"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Upgrade the database schema before serving.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from receiver.app import create_app
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log_format)
+    if migrate:
+        run(_migrate(settings))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@click.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Upgrade the database schema to the latest revision."""
+    revision = run(_migrate(settings_from(ctx)))
+    click.echo(f"database at revision {revision}")
+
+
+async def _migrate(settings: Settings) -> str | None:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.read() as conn:
+            return await current_revision(conn)
+    finally:
+        await db.dispose()
+
+
+@click.command()
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """Run one sweep, the due polls, pending create repairs and due archives now."""
+
+    async def go() -> None:
+        runtime = await open_runtime(settings_from(ctx))
+        try:
+            if runtime.reconciler is None:
+                raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
+            click.echo("sweeping the job list…", err=True)
+            sweep = await runtime.reconciler.sweep()
+            click.echo(
+                f"sweep: {sweep.pages} pages, {sweep.seen} jobs seen, "
+                f"{sweep.adopted} adopted, {sweep.changed} changed"
+            )
+            click.echo("polling overdue jobs…", err=True)
+            polls = await runtime.reconciler.poll_due()
+            click.echo(
+                f"polls: {polls.polled} polled, {polls.changed} changed, {polls.failed} failed"
+            )
+            repaired = await runtime.creator.repair()
+            click.echo(f"creates repaired: {repaired}")
+            click.echo("archiving due outputs…", err=True)
+            done = await runtime.archiver.run_until_idle(
+                progress=lambda o: click.echo(
+                    f"  archived {o.archived}, retry {o.retry}, lost {o.lost}", err=True
+                )
+            )
+            click.echo(
+                f"archive: {done.archived} archived ({done.bytes} bytes), "
+                f"{done.retry} to retry, {done.lost} lost, {done.none} without output"
+            )
+        finally:
+            await runtime.close()
+
+    run(go())
+
+
+@click.command()
+@click.option("--port", default=8000, show_default=True, help="Receiver port (or a free one).")
+@click.option("--simulator-port", default=8900, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, port: int, simulator_port: int) -> None:
+    """Run the simulator and the receiver together on loopback with a mixed workload."""
+    from receiver.demo import run_demo
+
+    configure_logging(level=logging.WARNING)
+    run_demo(settings_from(ctx).data_dir / "demo", port, simulator_port)
