@@ -217,7 +217,7 @@ def _show(jobs: dict[str, int], outputs: dict[str, int], elapsed: float) -> None
 def _print_urls(receiver: str, token: str, sport: int, settled: bool) -> None:
     example = json.dumps(f"Authorization: Bearer {token}")
     click.echo(f"""
-Receiver   {receiver}    (admin token: {token})
+Dashboard  {receiver}/    log in with the admin token: {token}
   jobs       curl -H {example} {receiver}/jobs
   deliveries curl -H {example} {receiver}/deliveries
   metrics    curl -H {example} {receiver}/metrics
