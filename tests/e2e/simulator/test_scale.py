@@ -78,8 +78,10 @@ def test_ten_thousand_jobs_complete_and_memory_stays_flat() -> None:
 
             wait_for(finished, timeout=30, interval=0.2)
             sim.client.post("/_sim/advance", json={"seconds": ttl + margin + 60})
-            pruned = sim.client.post("/_sim/prune").json()
-            assert pruned == {"pruned": 10_000, "jobs_live": 0}
+            # The engine's own periodic prune may get there first; count the total, not this call.
+            assert sim.client.post("/_sim/prune").json()["jobs_live"] == 0
+            state = sim.client.get("/_sim/stats").json()["state"]
+            assert state["jobs_pruned"] == 10_000 * wave
             peaks.append(sim.memory_kib())
         print(f"\n10k jobs: after wave 1 {peaks[0]}, after wave 2 {peaks[1]} (KiB)")
         state = sim.client.get("/_sim/stats").json()["state"]
