@@ -248,7 +248,7 @@ async def main() -> None:
         _NoAurous(),
         owner="bench",
         output_ttl_s=86400,  # type: ignore[arg-type]
-        config=AuditConfig(grace=timedelta(0), beat_s=0.0),  # Aurous is a stub here
+        config=AuditConfig(grace=timedelta(0)),  # Aurous is a stub here
     )
     async with db.write() as conn:  # as if a complete sync had just run
         await gateway.set_state(

@@ -163,23 +163,27 @@ async def measure(db: Database, count: int) -> None:
 
 
 async def plans(db: Database) -> None:
-    if not db.is_sqlite:
-        return
+    """Print how each hot query is answered: SQLite's QUERY PLAN, PostgreSQL's scan nodes."""
+    false = "0" if db.is_sqlite else "false"
     queries = {
         "claim outputs": "SELECT id FROM output WHERE state='pending' AND (next_attempt_at IS NULL"
         " OR next_attempt_at <= '2030-01-01') ORDER BY deadline, id LIMIT 8",
-        "claim polls": "SELECT id FROM job WHERE terminal = 0 AND next_poll_at <= '2030-01-01'"
-        " ORDER BY next_poll_at LIMIT 20",
+        "claim polls": f"SELECT id FROM job WHERE terminal = {false}"
+        " AND next_poll_at <= '2030-01-01' ORDER BY next_poll_at LIMIT 20",
         "jobs page": "SELECT * FROM job ORDER BY first_seen_at DESC, id DESC LIMIT 51",
         "jobs by status": "SELECT * FROM job WHERE status='failed' ORDER BY first_seen_at DESC,"
         " id DESC LIMIT 51",
         "job events": "SELECT * FROM job_event WHERE job_id='img_1' ORDER BY id",
     }
+    explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
     async with db.read() as conn:
+        if not db.is_sqlite:
+            await conn.execute(text("ANALYZE"))
         for label, sql in queries.items():
-            rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()
-            detail = "; ".join(str(row[-1]) for row in rows)
-            print(f"  plan {label:<15} {detail}")
+            rows = [str(row[-1]) for row in (await conn.execute(text(explain + sql))).all()]
+            if not db.is_sqlite:
+                rows = [row.strip(" ->").split("  (")[0] for row in rows if "Scan" in row]
+            print(f"  plan {label:<15} {'; '.join(rows)}")
 
 
 async def run(url: str, count: int) -> None:

@@ -81,10 +81,11 @@ def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return cookie is not None and hmac.compare_digest(cookie, session_value(expected))
 
 
-def require_admin(
+async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """The app-wide guard."""
+    """The app-wide guard. Async although it never awaits: Litestar runs a sync guard in a
+    worker thread, a thread hop on every request, the webhook included."""
     if handler.opt.get("public") or is_signed_in(connection):
         return
     if handler.opt.get("page"):
