@@ -15,23 +15,29 @@ __all__ = [
     "BALANCE_SNAPSHOT",
     "DELIVERY",
     "FINDING",
+    "GENERATION_MONEY",
     "JOB",
     "JOB_EVENT",
     "JOB_REQUEST",
     "LEDGER_ENTRY",
     "OUTPUT",
     "REJECTION_COUNT",
+    "SPEND_DAY",
+    "SPEND_DAY_GENERATION",
     "SYNC_STATE",
     "WEBHOOK_SECRET",
     "BalanceSnapshot",
     "Delivery",
     "Finding",
+    "GenerationMoney",
     "Job",
     "JobEvent",
     "JobRequest",
     "LedgerEntry",
     "Output",
     "RejectionCount",
+    "SpendDay",
+    "SpendDayGeneration",
     "SyncState",
     "WebhookSecret",
     "metadata",
@@ -230,6 +236,43 @@ class LedgerEntry(SQLModel, table=True):
     raw: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
+class GenerationMoney(SQLModel, table=True):
+    """The ledger summed per generation, kept in step with `ledger_entry` by the gateway in
+    the transaction that adds movements, so whole-history reports and the audit read one row
+    per job instead of every movement. Flows are positive micro-credits."""
+
+    __tablename__ = "generation_money"
+
+    generation_id: str = Field(primary_key=True)
+    held_micros: int = Field(default=0, sa_type=BigInteger)
+    released_micros: int = Field(default=0, sa_type=BigInteger)
+    charged_micros: int = Field(default=0, sa_type=BigInteger)
+    refunded_micros: int = Field(default=0, sa_type=BigInteger)
+
+
+class SpendDay(SQLModel, table=True):
+    """The ledger's job movements summed per UTC day of movement ('unknown' without a time);
+    `jobs` counts the generations that moved that day (see `SpendDayGeneration`)."""
+
+    __tablename__ = "spend_day"
+
+    day: str = Field(primary_key=True)
+    held_micros: int = Field(default=0, sa_type=BigInteger)
+    released_micros: int = Field(default=0, sa_type=BigInteger)
+    charged_micros: int = Field(default=0, sa_type=BigInteger)
+    refunded_micros: int = Field(default=0, sa_type=BigInteger)
+    jobs: int = 0
+
+
+class SpendDayGeneration(SQLModel, table=True):
+    """Which generations moved on which day: a new pair is one more job in `SpendDay.jobs`."""
+
+    __tablename__ = "spend_day_generation"
+
+    day: str = Field(primary_key=True)
+    generation_id: str = Field(primary_key=True)
+
+
 class BalanceSnapshot(SQLModel, table=True):
     """GET /v1/balance at a moment. `ledger_position` is set only when the ledger did not move
     while the balance was read: then the two can be compared (balance drift)."""
@@ -281,5 +324,8 @@ OUTPUT = _table(Output)
 SYNC_STATE = _table(SyncState)
 JOB_REQUEST = _table(JobRequest)
 LEDGER_ENTRY = _table(LedgerEntry)
+GENERATION_MONEY = _table(GenerationMoney)
+SPEND_DAY = _table(SpendDay)
+SPEND_DAY_GENERATION = _table(SpendDayGeneration)
 BALANCE_SNAPSHOT = _table(BalanceSnapshot)
 FINDING = _table(Finding)

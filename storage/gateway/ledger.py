@@ -6,14 +6,31 @@ Amounts are signed integer micro-credits (see `LedgerEntry`); `position` keeps A
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, cast, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.gateway._common import Values, _insert
-from storage.models import BALANCE_SNAPSHOT, LEDGER_ENTRY
+from storage.models import (
+    BALANCE_SNAPSHOT,
+    GENERATION_MONEY,
+    LEDGER_ENTRY,
+    SPEND_DAY,
+    SPEND_DAY_GENERATION,
+)
 from storage.models import SYNC_STATE as STATE
 
 __all__ = [
@@ -45,17 +62,30 @@ def _sum(expression: Any) -> Any:
 
 async def upsert_ledger_entries(conn: AsyncConnection, rows: Sequence[Values]) -> int:
     """Store movements; the UNIQUE uev id dedupes. A row seen again takes its new position
-    (a walk that re-reads rows after a crash re-orders them consistently). Returns new rows."""
-    if not rows:
+    (a walk that re-reads rows after a crash re-orders them consistently). Only rows that
+    are new reach the rollups. Returns how many were new."""
+    latest = {row["uev_id"]: row for row in rows}  # a page may repeat a row: the last wins
+    if not latest:
         return 0
-    ids = [row["uev_id"] for row in rows]
-    known = set((await conn.execute(select(L.c.uev_id).where(L.c.uev_id.in_(ids)))).scalars())
-    stmt = _insert(conn, L)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["uev_id"], set_={"position": stmt.excluded.position}
+    inserted = await conn.execute(
+        _insert(conn, L).on_conflict_do_nothing(index_elements=["uev_id"]).returning(L.c.uev_id),
+        list(latest.values()),
     )
-    await conn.execute(stmt, list(rows))
-    return len(set(ids) - known)
+    new = set(inserted.scalars())
+    seen_again = [
+        {"b_uev_id": uev_id, "b_position": row["position"]}
+        for uev_id, row in latest.items()
+        if uev_id not in new
+    ]
+    if seen_again:
+        stmt = (
+            update(L)
+            .where(L.c.uev_id == bindparam("b_uev_id"))
+            .values(position=bindparam("b_position"))
+        )
+        await conn.execute(stmt, seen_again)
+    await _roll_up(conn, [latest[uev_id] for uev_id in new])
+    return len(new)
 
 
 async def fill_generation_ids(conn: AsyncConnection) -> None:
@@ -71,8 +101,67 @@ async def fill_generation_ids(conn: AsyncConnection) -> None:
         update(L)
         .where(L.c.generation_id.is_(None), L.c.hold_id.is_not(None), owner.is_not(None))
         .values(generation_id=owner)
+        .returning(L.c.generation_id, L.c.type, L.c.amount_micros, L.c.created_at)
     )
-    await conn.execute(stmt)
+    await _roll_up(conn, [dict(row._mapping) for row in (await conn.execute(stmt)).all()])
+
+
+# --- rollups -------------------------------------------------------------------------------
+
+_FLOW_COLUMNS = {
+    "hold": ("held_micros", -1),
+    "release": ("released_micros", 1),
+    "charge": ("charged_micros", -1),
+    "refund": ("refunded_micros", 1),
+}
+_ZERO = dict.fromkeys(("held_micros", "released_micros", "charged_micros", "refunded_micros"), 0)
+
+
+def _day_of(at: datetime | None) -> str:
+    return at.astimezone(UTC).date().isoformat() if at is not None else "unknown"
+
+
+async def _roll_up(conn: AsyncConnection, movements: Sequence[Values]) -> None:
+    """Add movements that just became job movements to the per-generation and per-day sums."""
+    by_generation: dict[str, dict[str, int]] = {}
+    by_day: dict[str, dict[str, int]] = {}
+    pairs: set[tuple[str, str]] = set()
+    for movement in movements:
+        generation_id = movement["generation_id"]
+        if generation_id is None:
+            continue
+        day = _day_of(movement["created_at"])
+        pairs.add((day, generation_id))
+        generation = by_generation.setdefault(generation_id, dict(_ZERO))
+        totals = by_day.setdefault(day, {**_ZERO, "jobs": 0})
+        if flow := _FLOW_COLUMNS.get(movement["type"]):
+            column, sign = flow
+            generation[column] += sign * movement["amount_micros"]
+            totals[column] += sign * movement["amount_micros"]
+    if not pairs:
+        return
+    pair_rows = [{"day": day, "generation_id": gid} for day, gid in sorted(pairs)]
+    stmt = _insert(conn, SPEND_DAY_GENERATION).on_conflict_do_nothing()
+    new_pairs = await conn.execute(stmt.returning(SPEND_DAY_GENERATION.c.day), pair_rows)
+    for day in new_pairs.scalars():
+        by_day[day]["jobs"] += 1
+    await _add(conn, GENERATION_MONEY, "generation_id", by_generation)
+    await _add(conn, SPEND_DAY, "day", by_day)
+
+
+async def _add(
+    conn: AsyncConnection, table: Any, key: str, increments: dict[str, dict[str, int]]
+) -> None:
+    if not increments:
+        return
+    rows = [{key: name, **values} for name, values in sorted(increments.items())]
+    stmt = _insert(conn, table)
+    columns = [column for column in rows[0] if column != key]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key],
+        set_={column: table.c[column] + stmt.excluded[column] for column in columns},
+    )
+    await conn.execute(stmt, rows)
 
 
 async def ledger_position(conn: AsyncConnection, uev_id: str) -> int | None:

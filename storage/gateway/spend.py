@@ -1,8 +1,9 @@
 """Money per job from the ledger, the spend reports, and findings.
 
 Per-job money is always summed per generation first and joined to `job` afterwards, so a
-report reads the ledger once through a covering index and looks up each job once, however many
-movements it has.
+report looks up each job once, however many movements it has. Whole-history reports read the
+rollups the ledger gateway maintains (`generation_money`, `spend_day`); a window reads the
+ledger through a covering index.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from storage.gateway._common import Values, _insert
 from storage.gateway.ledger import L, _sum
-from storage.models import FINDING, JOB, JOB_EVENT, JOB_REQUEST
+from storage.models import FINDING, GENERATION_MONEY, JOB, JOB_EVENT, JOB_REQUEST, SPEND_DAY
 
 __all__ = [
     "GROUPINGS",
@@ -67,6 +68,21 @@ def _money(*group_by: Any, where: Iterable[ColumnElement[bool]] = ()) -> Select[
     )
 
 
+def _per_generation(since: datetime | None = None, until: datetime | None = None) -> Any:
+    """Money per generation as a subquery `m`: the maintained rollup for the whole history,
+    the ledger itself for a window."""
+    if since is None and until is None:
+        g = GENERATION_MONEY.c
+        return select(
+            g.generation_id,
+            g.held_micros.label("held"),
+            g.released_micros.label("released"),
+            g.charged_micros.label("charges"),
+            g.refunded_micros.label("refunded"),
+        ).subquery("m")
+    return _money(L.c.generation_id, where=_window(since, until)).subquery("m")
+
+
 def _window(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
     window: list[ColumnElement[bool]] = []
     if since is not None:
@@ -79,7 +95,7 @@ def _window(since: datetime | None, until: datetime | None) -> list[ColumnElemen
 async def money_disagreements(conn: AsyncConnection, tolerance: int) -> Sequence[Row[Any]]:
     """Per generation with movements: those whose job is unknown, or whose money disagrees
     with the job (charged without success, charged other than its cost, a hold left over)."""
-    m = _money(L.c.generation_id).subquery("m")
+    m = _per_generation()
     charged = m.c.charges - m.c.refunded
     outstanding = m.c.held - m.c.released - m.c.refunded  # of jobs without a charge
     disagrees = or_(
@@ -176,7 +192,7 @@ def _day(conn: AsyncConnection) -> Any:
 async def spend_total(
     conn: AsyncConnection, since: datetime | None, until: datetime | None
 ) -> Row[Any]:
-    m = _money(L.c.generation_id, where=_window(since, until)).subquery("m")
+    m = _per_generation(since, until)
     stmt = select(
         _sum(m.c.held).label("held"),
         _sum(m.c.released).label("released"),
@@ -195,6 +211,18 @@ async def spend_groups(
     if by not in GROUPINGS:
         raise ValueError(f"cannot group spend by {by!r}")
     window = _window(since, until)
+    if by == "day" and not window:
+        d = SPEND_DAY.c
+        days: Select[Any] = select(
+            d.day.label("key"),
+            d.held_micros.label("held"),
+            d.released_micros.label("released"),
+            d.charged_micros.label("charges"),
+            d.refunded_micros.label("refunded"),
+            d.jobs,
+        )
+        day_rows: Sequence[Row[Any]] = (await conn.execute(days.order_by(d.day))).all()
+        return day_rows
     if by == "day":
         key = func.coalesce(_day(conn), "unknown").label("key")
         stmt = _money(key, where=window).add_columns(
@@ -232,8 +260,8 @@ async def money_by_job(
 ) -> Sequence[Row[Any]]:
     """One row per generation with movements in the window, with what is known of its job
     (times as ISO-8601 text)."""
-    m = _money(L.c.generation_id, where=_window(since, until)).subquery("m")
-    stmt = (
+    m = _per_generation(since, until)
+    stmt: Select[Any] = (
         select(
             m,
             JOB.c.kind,
@@ -246,7 +274,8 @@ async def money_by_job(
         .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
         .order_by(m.c.generation_id)
     )
-    return (await conn.execute(stmt)).all()
+    rows: Sequence[Row[Any]] = (await conn.execute(stmt)).all()
+    return rows
 
 
 async def spend_since(conn: AsyncConnection, since: datetime) -> tuple[int, datetime | None]:

@@ -45,3 +45,65 @@ def test_postgresql_from_empty(postgres: PostgresServer) -> None:
         check_chain(postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://"))
     finally:
         asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _seed_ledger_then_compare(url: str) -> None:
+    """Movements stored before the rollups existed; after the upgrade whole-history reports
+    (rollups) equal a window over everything (the ledger itself)."""
+    from datetime import UTC, datetime, timedelta
+
+    from receiver import spend
+    from storage.db import Database
+    from storage.models import LEDGER_ENTRY
+
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    moves = [("hold", -2), ("charge", -2), ("release", 2), ("refund", 1)]
+    rows = [
+        {
+            "uev_id": f"uev_{n:04d}",
+            "type": moves[n % 4][0],
+            "amount_micros": moves[n % 4][1] * 1_000_000,
+            "currency": "credit",
+            "generation_id": f"img_{n // 3:03d}" if n % 7 else None,
+            "created_at": start + timedelta(hours=5 * n),
+            "contract": "ledger",
+            "position": n,
+            "synced_at": start,
+            "raw": {},
+        }
+        for n in range(200)
+    ]
+    db = Database(url)
+    try:
+        async with db.write() as conn:
+            await conn.execute(LEDGER_ENTRY.insert(), rows)
+    finally:
+        await db.dispose()
+    alembic(url, "upgrade", "head")
+    db = Database(url)
+    try:
+        for by in ("day", "kind", "status"):
+            whole = await spend.summary(db, by)
+            window = await spend.summary(db, by, start - timedelta(days=1), start.replace(2030))
+            assert (whole["total"], whole["groups"]) == (window["total"], window["groups"])
+        assert whole["total"]["jobs"] == len({r["generation_id"] for r in rows} - {None})
+    finally:
+        await db.dispose()
+
+
+def test_sqlite_upgrade_fills_the_spend_rollups(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    alembic(url, "upgrade", "0003")
+    asyncio.run(_seed_ledger_then_compare(url))
+
+
+@pytest.mark.postgres
+def test_postgresql_upgrade_fills_the_spend_rollups(postgres: PostgresServer) -> None:
+    name = f"receiver_mig_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
+    try:
+        url = postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
+        alembic(url, "upgrade", "0003")
+        asyncio.run(_seed_ledger_then_compare(url))
+    finally:
+        asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -196,3 +196,42 @@ async def test_running_the_audit_needs_an_api_key(seeded: Client) -> None:
     assert response.json()["error"]["code"] == "not_configured"
     runway = (await seeded.get("/spend/balance")).json()
     assert runway["available"] is None and runway["days"] is None
+
+
+async def test_whole_history_reports_match_the_ledger_through_resyncs_and_late_links(
+    client: Client, settings: Settings
+) -> None:
+    """Whole-history reports read rollups; a window read the ledger itself. However the ledger
+    arrives (overlapping pages read twice, a release naming only its hold and linked to its job
+    later), the two agree for every grouping."""
+    await seed(settings)
+    hold_only = {"id": "uev_10", "type": "release", "amount": 1, "hold_id": "hold_d"}
+    late = [
+        ({"id": "uev_11", "type": "hold", "amount": 1, "generation_id": "img_d"}, "hold_d"),
+        (hold_only, None),
+        ({"id": "uev_12", "type": "charge", "amount": 4, "generation_id": "img_c"}, None),
+    ]
+    db = Database(settings.database_url)
+    try:
+        for pages in (late[:2], late, late[1:]):  # the second and third walks re-read rows
+            rows = []
+            for position, (raw, hold_id) in enumerate(pages, start=len(MOVES)):
+                entry = normalize_row(raw | {"created_at": "2026-05-06T10:00:00Z"})
+                assert entry is not None
+                rows.append(entry | {"position": position, "synced_at": utcnow()})
+                if hold_id:
+                    rows[-1]["hold_id"] = hold_id
+            async with db.write() as conn:
+                await gateway.upsert_ledger_entries(conn, rows)
+                await gateway.fill_generation_ids(conn)
+    finally:
+        await db.dispose()
+    everything = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    for by in ("day", "kind", "model", "status"):
+        whole = (await client.get("/spend/summary", params={"by": by})).json()
+        window = (await client.get("/spend/summary", params={"by": by, **everything})).json()
+        assert whole["total"] == window["total"], by
+        assert whole["groups"] == window["groups"], by
+    total = whole["total"]
+    assert total["jobs"] == 5 and total["held"] == 10.0 and total["released"] == 6.0
+    assert total["charged"] == 11.0  # 7 before, plus the new 4-credit charge counted once
