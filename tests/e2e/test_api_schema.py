@@ -33,8 +33,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) ->
     with ExitStack() as stack:
         port = free_port()
         sim = start_simulator(stack, receiver_port=port, rate_limits=False)
-        settings_ = receiver_settings(folder / "data", f"sqlite+aiosqlite:///{folder}/receiver.db",
-                                      sim, background=False)
+        settings_ = receiver_settings(
+            folder / "data", f"sqlite+aiosqlite:///{folder}/receiver.db", sim, background=False
+        )
         receiver = start_receiver(stack, settings_, port=port)
         yield receiver.server.url
 
@@ -56,14 +57,15 @@ def test_no_operation_fails_or_breaks_its_schema(api_schema: Any, base_url: str)
     checked = []
     for operation in operations(api_schema):
 
-        @settings(max_examples=25, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
             case.call_and_validate(
-                base_url=base_url, headers=AUTH,
-                checks=[not_a_server_error, response_schema_conformance,
-                        content_type_conformance],
+                base_url=base_url,
+                headers=AUTH,
+                checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
             )
 
         run()

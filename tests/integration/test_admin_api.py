@@ -130,4 +130,4 @@ async def test_metrics_count_deliveries_by_outcome(client: Client) -> None:
     assert 'receiver_job_transitions_total{source="webhook",status="succeeded"} 1.0' in text
     assert f'receiver_missed_webhook_rate{{day="{today[:10]}"}} 0.0' in text
     assert "receiver_ledger_sync_lag_seconds -1.0" in text
-    assert 'receiver_http_requests_total{' in text
+    assert "receiver_http_requests_total{" in text

@@ -11,15 +11,22 @@ from tests.conftest import ADMIN_TOKEN
 from tests.support.aurous import endpoint_event, generation, headers
 
 Client = AsyncTestClient[Any]
-PAGES = ["/", "/dashboard/jobs", "/dashboard/jobs?status=succeeded&kind=image",
-         "/dashboard/jobs/table", "/dashboard/deliveries", "/dashboard/deliveries?status=rejected",
-         "/dashboard/secrets"]
+PAGES = [
+    "/",
+    "/dashboard/jobs",
+    "/dashboard/jobs?status=succeeded&kind=image",
+    "/dashboard/jobs/table",
+    "/dashboard/deliveries",
+    "/dashboard/deliveries?status=rejected",
+    "/dashboard/secrets",
+]
 
 
 async def log_in(client: Client) -> None:
     del client.headers["Authorization"]
-    response = await client.post("/login", data={"token": ADMIN_TOKEN, "next": "/dashboard/jobs"},
-                                 follow_redirects=False)
+    response = await client.post(
+        "/login", data={"token": ADMIN_TOKEN, "next": "/dashboard/jobs"}, follow_redirects=False
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/jobs"
     cookie = response.headers["set-cookie"]
@@ -63,8 +70,10 @@ async def test_pages_render_after_login_and_logout_ends_the_session(sqlite_clien
 async def test_login_only_follows_local_paths(sqlite_client: Client) -> None:
     del sqlite_client.headers["Authorization"]
     response = await sqlite_client.post(
-        "/login", data={"token": ADMIN_TOKEN, "next": "https://evil.example/"},
-        follow_redirects=False)
+        "/login",
+        data={"token": ADMIN_TOKEN, "next": "https://evil.example/"},
+        follow_redirects=False,
+    )
     assert response.headers["location"] == "/"
 
 

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def alembic(url: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"url={url}", *args],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout + result.stderr
