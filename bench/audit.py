@@ -33,6 +33,7 @@ from storage.db import Database
 from storage.migrate import upgrade
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
+HISTORY = timedelta(days=30)
 MODELS = ["t2i", "t2v", "i2i", "lora_sunset", "lora_neon", None]
 BATCH = 5000
 TARGET_S = 1.0
@@ -45,8 +46,8 @@ class _NoAurous:
         raise AurousError(404, "invalid_request", "resource_not_found", f"no {job_id}")
 
 
-def _job(n: int, rng: random.Random) -> dict[str, Any]:
-    created = START + timedelta(seconds=n * 26)  # ~30 days for 100k jobs
+def _job(n: int, rng: random.Random, step_s: float) -> dict[str, Any]:
+    created = START + timedelta(seconds=n * step_s)
     kind = "video" if n % 10 == 0 else "image"
     status = rng.choices(["succeeded", "failed", "cancelled"], [85, 10, 5])[0]
     cost = 2_000_000 if kind == "image" else 5_000_000
@@ -125,7 +126,8 @@ async def generate(db: Database, job_count: int, ledger_count: int) -> Counter[s
     """Write the data; return the findings it should produce, by code."""
     rng = random.Random(7)
     injected: Counter[str] = Counter()
-    jobs = [_job(n, rng) for n in range(job_count)]
+    step_s = HISTORY.total_seconds() / job_count  # the same 30 days whatever the job count
+    jobs = [_job(n, rng, step_s) for n in range(job_count)]
     movements = [m for job in jobs for m in _movements(job, rng, injected)]
     movements += _extras(max(0, ledger_count - len(movements)), jobs, rng)
     injected["unknown_job"] = sum(1 for m in movements if "ghost" in (m["generation_id"] or ""))
@@ -145,7 +147,9 @@ async def generate(db: Database, job_count: int, ledger_count: int) -> Counter[s
         for n, m in enumerate(movements)
     ]
     events = [_terminal_event(job) for job in jobs]
-    requests = [_request(job, n) for n, job in enumerate(jobs[: job_count // 5])]
+    requests = [
+        _request(job, n, jobs[max(0, n - 1)]) for n, job in enumerate(jobs[: job_count // 5])
+    ]
     injected["duplicate_request"] = sum(1 for n in range(1, len(requests)) if n % 50 == 0)
     for rows, write in (
         (jobs, gateway.insert_jobs),
@@ -171,18 +175,20 @@ def _terminal_event(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _request(job: dict[str, Any], n: int) -> dict[str, Any]:
+def _request(job: dict[str, Any], n: int, previous: dict[str, Any]) -> dict[str, Any]:
+    repeat = n % 50 == 0 and n > 0
+    at = previous["created_at"] + timedelta(seconds=26) if repeat else job["created_at"]
     return {
         "idempotency_key": f"rcv-{n}",
         "kind": job["kind"],
-        # every 50th repeats the request before it (26 s earlier): a duplicate
-        "fingerprint": f"fp{n - 1 if n % 50 == 0 and n else n}",
+        # every 50th repeats the request before it, 26 s later: a duplicate
+        "fingerprint": f"fp{n - 1 if repeat else n}",
         "body": b"{}",
         "state": "created",
         "job_id": job["id"],
         "attempts": 1,
-        "created_at": job["created_at"],
-        "updated_at": job["created_at"],
+        "created_at": at,
+        "updated_at": at,
     }
 
 

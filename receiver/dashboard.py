@@ -125,15 +125,21 @@ def _every_day(groups: list[dict[str, Any]], now: Any, days: int) -> list[dict[s
     return [{"key": d, "charged": charged.get(d, 0)} for d in dates]
 
 
+FINDINGS_SHOWN = 500  # the oldest open ones; the API and the CLI page through all of them
+
+
 async def spend_page(runtime: Runtime) -> dict[str, Any]:
     now = utcnow()
+    async with runtime.db.read() as conn:
+        open_by_code = await stats.open_findings_by_code(conn)
     daily = await spend.summary(runtime.db, "day", now - timedelta(days=30), None)
     return {
         "daily": daily,
         "bars": bar_chart(_every_day(daily["groups"], now, 30)),
         "kinds": await spend.summary(runtime.db, "kind"),
         "models": await spend.summary(runtime.db, "model"),
-        "findings": (await spend.findings(runtime.db))["data"],
+        "findings": (await spend.findings(runtime.db, limit=FINDINGS_SHOWN))["data"],
+        "findings_open": sum(open_by_code.values()),
         "runway": (await spend.runway(runtime.db, now)).view(),
     }
 

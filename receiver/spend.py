@@ -166,12 +166,28 @@ def finding_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def findings(db: Database, state: str = "open") -> dict[str, Any]:
+async def findings(
+    db: Database, state: str = "open", *, cursor: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """Oldest first; a page of `limit` with `has_more`/`next_cursor`, or all of them."""
     if state not in FINDING_STATES:
         raise ReportError("status", f"status must be one of {', '.join(FINDING_STATES)}")
+    if cursor is not None and not cursor.isdigit():
+        raise ReportError("cursor", "cursor is not valid; use next_cursor from the previous page")
     async with db.read() as conn:
-        rows = await gateway.list_findings(conn, state=state, limit=10_000)
-    return {"data": [finding_view(r) for r in rows]}
+        rows = await gateway.list_findings(
+            conn,
+            state=state,
+            after_id=int(cursor or 0),
+            limit=None if limit is None else limit + 1,
+        )
+    page = rows if limit is None else rows[:limit]
+    has_more = len(rows) > len(page)
+    return {
+        "data": [finding_view(r) for r in page],
+        "has_more": has_more,
+        "next_cursor": str(page[-1].id) if has_more else None,
+    }
 
 
 @functools.lru_cache(maxsize=4096)

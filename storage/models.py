@@ -236,12 +236,18 @@ class LedgerEntry(SQLModel, table=True):
     raw: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
+# SQLite stores these rows in key order (WITHOUT ROWID), so a whole-history report walks them
+# in id order and looks the jobs up in that order too: twice as fast as rowid order at 1M.
+_CLUSTERED = {"sqlite_with_rowid": False}
+
+
 class GenerationMoney(SQLModel, table=True):
     """The ledger summed per generation, kept in step with `ledger_entry` by the gateway in
     the transaction that adds movements, so whole-history reports and the audit read one row
     per job instead of every movement. Flows are positive micro-credits."""
 
     __tablename__ = "generation_money"
+    __table_args__ = _CLUSTERED
 
     generation_id: str = Field(primary_key=True)
     held_micros: int = Field(default=0, sa_type=BigInteger)
@@ -255,6 +261,7 @@ class SpendDay(SQLModel, table=True):
     `jobs` counts the generations that moved that day (see `SpendDayGeneration`)."""
 
     __tablename__ = "spend_day"
+    __table_args__ = _CLUSTERED
 
     day: str = Field(primary_key=True)
     held_micros: int = Field(default=0, sa_type=BigInteger)
@@ -268,6 +275,7 @@ class SpendDayGeneration(SQLModel, table=True):
     """Which generations moved on which day: a new pair is one more job in `SpendDay.jobs`."""
 
     __tablename__ = "spend_day_generation"
+    __table_args__ = _CLUSTERED
 
     day: str = Field(primary_key=True)
     generation_id: str = Field(primary_key=True)

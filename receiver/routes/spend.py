@@ -86,8 +86,10 @@ async def list_ledger(
 async def list_findings(
     runtime: RuntimeDep,
     status: Annotated[str, Parameter(pattern="^(open|resolved|all)$")] = "open",
+    cursor: FromQuery[str | None] = None,
+    limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    return await _checked(spend.findings(runtime.db, status))
+    return await _checked(spend.findings(runtime.db, status, cursor=cursor, limit=limit))
 
 
 @get(

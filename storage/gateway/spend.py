@@ -229,7 +229,7 @@ async def spend_groups(
             func.count(func.distinct(L.c.generation_id)).label("jobs")
         )
         return (await conn.execute(stmt.order_by(key))).all()
-    m = _money(L.c.generation_id, where=window).subquery("m")
+    m = _per_generation(since, until)
     key = func.coalesce(JOB.c[by], "unknown").label("key")
     stmt = (
         select(
@@ -321,9 +321,10 @@ async def update_findings(conn: AsyncConnection, ids: Sequence[int], values: Val
 
 
 async def list_findings(
-    conn: AsyncConnection, *, state: str = "open", limit: int = 1000
+    conn: AsyncConnection, *, state: str = "open", after_id: int = 0, limit: int | None = None
 ) -> Sequence[Row[Any]]:
-    stmt = select(FINDING).order_by(FINDING.c.id).limit(limit)
+    """Oldest first from `after_id`; every one of them unless `limit`."""
+    stmt = select(FINDING).where(FINDING.c.id > after_id).order_by(FINDING.c.id).limit(limit)
     if state == "open":
         stmt = stmt.where(FINDING.c.resolved_at.is_(None))
     elif state == "resolved":

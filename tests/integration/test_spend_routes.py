@@ -235,3 +235,30 @@ async def test_whole_history_reports_match_the_ledger_through_resyncs_and_late_l
     total = whole["total"]
     assert total["jobs"] == 5 and total["held"] == 10.0 and total["released"] == 6.0
     assert total["charged"] == 11.0  # 7 before, plus the new 4-credit charge counted once
+
+
+async def test_findings_page_with_a_cursor_and_never_drop_any_silently(
+    seeded: Client, settings: Settings
+) -> None:
+    db = Database(settings.database_url)
+    try:
+        async with db.write() as conn:
+            more = [_finding() | {"subject": f"img_{n}", "job_id": f"img_{n}"} for n in range(4)]
+            await gateway.insert_findings(conn, more)
+    finally:
+        await db.dispose()
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await seeded.get("/spend/findings", params=params)).json()
+        seen += [f["subject"] for f in page["data"]]
+        pages += 1
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = page["next_cursor"]
+    assert pages == 3 and seen == ["img_c", "img_0", "img_1", "img_2", "img_3"]
+    bad = await seeded.get("/spend/findings", params={"cursor": "later"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "cursor"
+    too_many = await seeded.get("/spend/findings", params={"limit": 10_001})
+    assert too_many.status_code == 400

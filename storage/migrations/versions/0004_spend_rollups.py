@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("charged_micros", sa.BigInteger(), nullable=False),
         sa.Column("refunded_micros", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("generation_id", name=op.f("pk_generation_money")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "spend_day",
@@ -50,12 +51,14 @@ def upgrade() -> None:
         sa.Column("refunded_micros", sa.BigInteger(), nullable=False),
         sa.Column("jobs", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_spend_day")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "spend_day_generation",
         sa.Column("day", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("generation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("day", "generation_id", name=op.f("pk_spend_day_generation")),
+        sqlite_with_rowid=False,
     )
     _backfill()
 
