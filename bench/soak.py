@@ -143,10 +143,14 @@ def crash_soak(args: argparse.Namespace) -> dict[str, int]:
             victim.start()
         wait_for(lambda: settled(sim, url), timeout=SETTLE_TIMEOUT_S, interval=2)
         figures = compare(sim, url)
+        delivery_stats = sim.stats()["deliveries"]
         figures.update(
             kills=args.kills,
             replicas=replicas,
-            deliveries=sim.stats()["deliveries"].get("succeeded", 0),
+            deliveries=delivery_stats.get("succeeded", 0),
+            deliveries_failed=delivery_stats.get("failed", 0),
+            gave_up=delivery_stats.get("gave_up", 0),
+            endpoints_disabled=delivery_stats.get("endpoints_disabled", 0),
             seconds=int(time.monotonic() - started),
         )
         return figures
