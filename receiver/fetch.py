@@ -193,12 +193,14 @@ class _Spool:
     async def _hand_over(self) -> None:
         if not self.buffer:
             return
-        batch, self.buffer, self.buffered = self.buffer, [], 0
+        # One buffer per batch: hashing and writing release the GIL once each for all of it,
+        # instead of once per network chunk, and each time the thread wants the GIL back
+        # it may wait a whole switch interval behind the busy event loop.
+        batch, self.buffer, self.buffered = b"".join(self.buffer), [], 0
         await self._wait_for_writer()
-        # Hashing and writing each release the GIL: run them side by side.
         self.writing = asyncio.ensure_future(
             asyncio.gather(
-                asyncio.to_thread(self._hash, batch), asyncio.to_thread(self._store, batch)
+                asyncio.to_thread(self.hasher.update, batch), asyncio.to_thread(self._store, batch)
             )
         )
 
@@ -214,17 +216,12 @@ class _Spool:
                 asyncio.to_thread(os.fdatasync, self.file.fileno())
             )
 
-    def _hash(self, batch: list[bytes]) -> None:
-        for chunk in batch:
-            self.hasher.update(chunk)
-
-    def _store(self, batch: list[bytes]) -> None:
+    def _store(self, batch: bytes) -> None:
         self.file.flush()
-        written = os.writev(self.file.fileno(), batch)
-        expected = sum(len(chunk) for chunk in batch)
-        if written != expected:  # a short write: finish it the simple way
-            self.file.write(b"".join(batch)[written:])
-        self.unsynced += expected
+        view, written = memoryview(batch), 0
+        while written < len(batch):  # a short write continues where it stopped
+            written += os.write(self.file.fileno(), view[written:])
+        self.unsynced += len(batch)
 
     def result(self) -> Downloaded:
         self.file.flush()
