@@ -241,22 +241,27 @@ class LedgerEntry(SQLModel, table=True):
 _CLUSTERED = {"sqlite_with_rowid": False}
 
 
-class GenerationMoney(SQLModel, table=True):
-    """The ledger summed per generation, kept in step with `ledger_entry` by the gateway in
-    the transaction that adds movements, so whole-history reports and the audit read one row
-    per job instead of every movement. Flows are positive micro-credits."""
+class _Flows(SQLModel):
+    """Holds placed, releases, charges and refunds, as positive micro-credits."""
 
-    __tablename__ = "generation_money"
-    __table_args__ = _CLUSTERED
-
-    generation_id: str = Field(primary_key=True)
     held_micros: int = Field(default=0, sa_type=BigInteger)
     released_micros: int = Field(default=0, sa_type=BigInteger)
     charged_micros: int = Field(default=0, sa_type=BigInteger)
     refunded_micros: int = Field(default=0, sa_type=BigInteger)
 
 
-class SpendDay(SQLModel, table=True):
+class GenerationMoney(_Flows, table=True):
+    """The ledger summed per generation, kept in step with `ledger_entry` by the gateway in
+    the transaction that adds movements, so whole-history reports and the audit read one row
+    per job instead of every movement."""
+
+    __tablename__ = "generation_money"
+    __table_args__ = _CLUSTERED
+
+    generation_id: str = Field(primary_key=True)
+
+
+class SpendDay(_Flows, table=True):
     """The ledger's job movements summed per UTC day of movement ('unknown' without a time);
     `jobs` counts the generations that moved that day (see `SpendDayGeneration`)."""
 
@@ -264,10 +269,6 @@ class SpendDay(SQLModel, table=True):
     __table_args__ = _CLUSTERED
 
     day: str = Field(primary_key=True)
-    held_micros: int = Field(default=0, sa_type=BigInteger)
-    released_micros: int = Field(default=0, sa_type=BigInteger)
-    charged_micros: int = Field(default=0, sa_type=BigInteger)
-    refunded_micros: int = Field(default=0, sa_type=BigInteger)
     jobs: int = 0
 
 
