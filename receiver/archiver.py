@@ -113,14 +113,15 @@ class Archiver:
 
     async def run_due(self) -> ArchiveOutcome:
         now = utcnow()
-        async with self._db.write() as conn:
-            claimed = await gateway.claim_outputs(
+        claimed = await self._db.write_batch(
+            lambda conn: gateway.claim_outputs(
                 conn,
                 owner=self._owner,
                 now=now,
                 lease_until=now + self._lease,
                 limit=self._concurrency * 2,
             )
+        )
         outcome = ArchiveOutcome()
         await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
         return outcome
@@ -176,8 +177,7 @@ class Archiver:
             "last_error": None,
             "next_attempt_at": None,
         }
-        async with self._db.write() as conn:
-            finished = await gateway.finish_output(conn, row.id, self._owner, values)
+        finished = await self._record(row, values)
         result.path.unlink(missing_ok=True)
         if finished:
             outcome.archived += 1
@@ -198,19 +198,20 @@ class Archiver:
             return await self._finish(row, "lost", f"gave up after the deadline: {error}", outcome)
         delay = max(at_least, retry_delay(row.attempts, past_deadline=now > row.deadline))
         values = {"last_error": error[:500], "next_attempt_at": now + timedelta(seconds=delay)}
-        async with self._db.write() as conn:
-            await gateway.finish_output(conn, row.id, self._owner, values)
+        await self._record(row, values)
         outcome.retry += 1
         outcome.errors.append(error)
 
+    async def _record(self, row: Row[Any], values: dict[str, Any]) -> bool:
+        """Write an attempt's outcome, fenced on our lease; False if the lease was lost."""
+        return await self._db.write_batch(
+            lambda conn: gateway.finish_output(conn, row.id, self._owner, values)
+        )
+
     async def _finish(self, row: Row[Any], state: str, error: str, outcome: ArchiveOutcome) -> None:
-        async with self._db.write() as conn:
-            await gateway.finish_output(
-                conn,
-                row.id,
-                self._owner,
-                {"state": state, "last_error": error[:500], "next_attempt_at": None},
-            )
+        await self._record(
+            row, {"state": state, "last_error": error[:500], "next_attempt_at": None}
+        )
         (self._spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
         setattr(outcome, state, getattr(outcome, state) + 1)
         if state == "lost":

@@ -181,8 +181,7 @@ class Intake:
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
         for attempt in range(_RACE_RETRIES):
             try:
-                async with self._db.write() as conn:
-                    return await self._store_all(conn, batch)
+                return await self._db.write_batch(lambda conn: self._store_all(conn, batch))
             except ConcurrentInsert:
                 if attempt == _RACE_RETRIES - 1:
                     raise
