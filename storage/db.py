@@ -42,7 +42,8 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    """One engine and the two ways to use it: `read()` and `write()` transactions."""
+    """One engine and the ways to use it: `read()` and `write()` transactions, and
+    `write_batch()` for the hot path's writes."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
@@ -95,7 +96,9 @@ class Database:
     def _sqlite_sync_engine(self) -> Engine:
         url = make_url(self.url).set(drivername="sqlite+pysqlite")
         # Only one thread at a time uses a connection (the writer lock), never two at once.
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url, echo=self.engine.echo, connect_args={"check_same_thread": False}
+        )
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
