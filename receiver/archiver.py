@@ -22,7 +22,7 @@ from sqlalchemy import Row
 
 from receiver.aurous import AurousClient, AurousError, RateBudget
 from receiver.fetch import Downloaded, DownloadError, HostPolicy, download
-from receiver.lifecycle import Observation, record_observation
+from receiver.lifecycle import Observation, observe
 from storage import gateway
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -226,10 +226,9 @@ class Archiver:
         except AurousError as error:
             log.info("could not refresh %s after 410: %s", row.job_id, error)
             return None
-        async with self._db.write() as conn:
-            await record_observation(
-                conn, Observation(generation, "poll", utcnow()), output_ttl_s=self._ttl_s
-            )
+        await observe(
+            self._db, [Observation(generation, "poll", utcnow())], output_ttl_s=self._ttl_s
+        )
         urls = generation.output_sources()
         fresh = urls[row.position] if row.position < len(urls) else None
         return fresh if fresh and fresh != row.source_url else None

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from receiver.aurous import AurousClient, AurousError
-from receiver.lifecycle import Observation, record_observations
+from receiver.lifecycle import Observation, record_observations, write_retrying_races
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow
@@ -139,22 +141,23 @@ class JobCreator:
                 aurous_request_id=error.request_id,
             ) from None
         now = utcnow()
-        async with self._db.write() as conn:
+        request_done = {
+            "state": "created",
+            "job_id": generation.id,
+            "updated_at": now,
+            "aurous_request_id": response.headers.get("aurous-request-id"),
+            "last_error": None,
+        }
+
+        async def track(conn: AsyncConnection) -> None:
+            # A webhook or another replica's sweep may store the new job first: then retry.
             await record_observations(
                 conn, [Observation(generation, "api", now)], output_ttl_s=self._ttl_s
             )
             await gateway.update_jobs(conn, {generation.id: {"idempotency_key": key}})
-            await gateway.update_job_request(
-                conn,
-                key,
-                {
-                    "state": "created",
-                    "job_id": generation.id,
-                    "updated_at": now,
-                    "aurous_request_id": response.headers.get("aurous-request-id"),
-                    "last_error": None,
-                },
-            )
+            await gateway.update_job_request(conn, key, request_done)
+
+        await write_retrying_races(self._db, track)
         replayed = response.headers.get("aurous-idempotent-replayed") == "true"
         return Created(generation.id, key, replayed=replayed)
 

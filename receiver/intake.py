@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from receiver.envelope import Envelope, GenerationResponse, body_key
 from receiver.lifecycle import (
-    ConcurrentInsert,
     Observation,
     ObservationResult,
     record_observations,
+    write_retrying_races,
 )
 from receiver.signing import Match
 from storage import gateway
@@ -179,13 +179,9 @@ class Intake:
         self._notify_events(batch, outcomes)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
-        for attempt in range(_RACE_RETRIES):
-            try:
-                return await self._db.write_batch(lambda conn: self._store_all(conn, batch))
-            except ConcurrentInsert:
-                if attempt == _RACE_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return await write_retrying_races(
+            self._db, lambda conn: self._store_all(conn, batch), attempts=_RACE_RETRIES
+        )
 
     async def _store_all(self, conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
         outcomes = await _store_deliveries(conn, batch)

@@ -11,10 +11,10 @@ kind of change. A batch of one is the same path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Row
@@ -38,7 +38,10 @@ __all__ = [
     "record_observations",
     "source_kind",
     "track_job",
+    "write_retrying_races",
 ]
+
+T = TypeVar("T")
 
 NON_TERMINAL = ("pending", "queued", "processing")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "moderation_rejected"})
@@ -402,12 +405,22 @@ async def track_job(conn: AsyncConnection, job_id: str, at: datetime) -> bool:
 async def observe(
     db: Database, observations: Sequence[Observation], *, output_ttl_s: int, attempts: int = 5
 ) -> list[ObservationResult]:
-    """Record observations in their own transaction, retrying when another replica created
-    one of the jobs at the same moment (the retry then sees it)."""
+    """Record observations in their own transaction (see `write_retrying_races`)."""
+    return await write_retrying_races(
+        db,
+        lambda conn: record_observations(conn, observations, output_ttl_s=output_ttl_s),
+        attempts=attempts,
+    )
+
+
+async def write_retrying_races(
+    db: Database, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
+) -> T:
+    """`work` in one write transaction, run again when another replica created one of its
+    jobs at the same moment (`ConcurrentInsert`): the retry then sees that job."""
     for attempt in range(1, attempts + 1):
         try:
-            async with db.write() as conn:
-                return await record_observations(conn, observations, output_ttl_s=output_ttl_s)
+            return await db.write_batch(work)
         except ConcurrentInsert:
             if attempt == attempts:
                 raise
