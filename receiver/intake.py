@@ -37,7 +37,6 @@ __all__ = ["Intake", "IntakeClosed", "Outcome", "RejectedRequest", "VerifiedDeli
 log = logging.getLogger(__name__)
 
 REJECTED_BODY_PREFIX = 4096
-_RACE_RETRIES = 5
 
 
 class Outcome(StrEnum):
@@ -179,9 +178,7 @@ class Intake:
         self._notify_events(batch, outcomes)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
-        return await write_retrying_races(
-            self._db, lambda conn: self._store_all(conn, batch), attempts=_RACE_RETRIES
-        )
+        return await write_retrying_races(self._db, lambda conn: self._store_all(conn, batch))
 
     async def _store_all(self, conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
         outcomes = await _store_deliveries(conn, batch)
