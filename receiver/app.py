@@ -13,12 +13,11 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from receiver.auth import LoginRequired, require_admin
-from receiver.http import exception_handlers, request_id_middleware
+from receiver.http import exception_handlers, request_middleware
 from receiver.pages import LocalRapidoc, template_config
 from receiver.routes import ADMIN_ROUTES, PUBLIC_ROUTES
 from receiver.routes.dashboard import DASHBOARD_ROUTES
@@ -29,10 +28,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-# Requests by route template (not raw path), so ids in URLs do not explode the label set.
-HTTP_METRICS = PrometheusConfig(
-    app_name="aurous_receiver", prefix="receiver_http", group_path=True, exclude=["^/static/"]
-)
 
 
 def _runtime(state: State) -> Runtime:
@@ -75,7 +70,7 @@ def create_app(settings: Settings) -> Litestar:
         guards=[require_admin],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         exception_handlers={**exception_handlers, LoginRequired: _to_login},
-        middleware=[request_id_middleware, HTTP_METRICS.middleware],
+        middleware=[request_middleware],
         request_max_body_size=settings.max_body_bytes,
         template_config=template_config(HERE / "templates"),
         openapi_config=OpenAPIConfig(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Any
 
-__all__ = ["Metrics"]
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["HTTP_METRICS", "HttpMetrics", "Metrics"]
 
 
 class Metrics:
@@ -85,3 +87,49 @@ class Metrics:
             self.outputs.labels(state).set(counts.get(state, 0))
         self.archive_at_risk.set(counts.get("at_risk", 0))
         self.archive_bytes.set(counts.get("bytes", 0))
+
+
+class HttpMetrics:
+    """Requests by method, route template and status, in the process-wide registry.
+
+    The children for each label set are looked up once and kept: `labels()` takes a lock and
+    builds a tuple on every call, which at webhook rates cost as much as the handler's own work.
+    """
+
+    _LABELS = ("method", "path", "status_code", "app_name")
+
+    def __init__(self, app_name: str = "aurous_receiver", prefix: str = "receiver_http") -> None:
+        self.app_name = app_name
+        self.requests = Counter(
+            f"{prefix}_requests_total", "Total requests", self._LABELS, registry=REGISTRY
+        )
+        self.errors = Counter(
+            f"{prefix}_requests_error_total",
+            "Total errors in requests",
+            self._LABELS,
+            registry=REGISTRY,
+        )
+        self.seconds = Histogram(
+            f"{prefix}_request_duration_seconds",
+            "Request duration, in seconds",
+            self._LABELS,
+            registry=REGISTRY,
+        )
+        self._children: dict[tuple[str, str, int], list[Any]] = {}
+
+    def record(self, method: str, path: str, status: int, seconds: float) -> None:
+        key = (method, path, status)
+        children = self._children.get(key)
+        if children is None:
+            values = (method, path, str(status), self.app_name)
+            children = [self.requests.labels(*values), self.seconds.labels(*values)]
+            if status >= 500:
+                children.append(self.errors.labels(*values))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if len(children) > 2:
+            children[2].inc()
+
+
+HTTP_METRICS = HttpMetrics()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.app import create_app
 from receiver.settings import Settings
@@ -131,3 +132,28 @@ async def test_metrics_count_deliveries_by_outcome(client: Client) -> None:
     assert f'receiver_missed_webhook_rate{{day="{today[:10]}"}} 0.0' in text
     assert "receiver_ledger_sync_lag_seconds -1.0" in text
     assert "receiver_http_requests_total{" in text
+
+
+def _http_requests(text: str, path: str, status: str) -> float:
+    wanted = {"method": "GET", "path": path, "status_code": status}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "receiver_http_requests_total"
+                and wanted.items() <= sample.labels.items()
+            ):
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_template_and_status(client: Client) -> None:
+    before = (await client.get("/metrics")).text
+    for job_id in ("img_missing_1", "img_missing_2"):
+        response = await client.get(f"/jobs/{job_id}")
+        assert response.status_code == 404
+        assert response.headers["Receiver-Request-Id"].startswith("rcv_")
+    after = (await client.get("/metrics")).text
+    template = "/jobs/{job_id}"
+    assert _http_requests(after, template, "404") - _http_requests(before, template, "404") == 2
+    assert "img_missing_1" not in after  # ids in URLs never become labels
+    assert "/static" not in after
