@@ -38,10 +38,15 @@ async def get_job(conn: AsyncConnection, job_id: str) -> Row[Any] | None:
 async def lock_jobs(conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, Row[Any]]:
     """The jobs that exist among `job_ids`, locked for this transaction in id order (so two
     transactions cannot deadlock on them); SQLite's BEGIN IMMEDIATE already serializes."""
-    stmt = select(JOB).where(JOB.c.id.in_(sorted(job_ids))).order_by(JOB.c.id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return {row.id: row for row in (await conn.execute(stmt)).all()}
+    stmt = _lock_jobs_stmt(conn.dialect.name == "postgresql")
+    rows = (await conn.execute(stmt, {"ids": sorted(job_ids)})).all()
+    return {row.id: row for row in rows}
+
+
+@cache
+def _lock_jobs_stmt(for_update: bool) -> Any:
+    stmt = select(JOB).where(JOB.c.id.in_(bindparam("ids", expanding=True))).order_by(JOB.c.id)
+    return stmt.with_for_update() if for_update else stmt
 
 
 @cache
