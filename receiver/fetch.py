@@ -137,7 +137,7 @@ async def download(
 
 
 _BATCH = 4 << 20  # hand the disk 4 MiB at a time
-_SYNC_EVERY = 256 << 20  # push to disk as we go, so the final fsync is short
+_SYNC_EVERY = 32 << 20  # push to disk as we go, so the final fsync is short
 
 
 @dataclass
