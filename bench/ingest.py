@@ -5,6 +5,10 @@ by wrk with the same connections and duration. The receiver gets unique, freshly
 deliveries (pre-generated, cycled by a Lua script, one slice per wrk thread) and runs on its
 default SQLite with synchronous=FULL. Prints requests/s, p50 and p99 for both, and the ratio.
 
+A third figure puts the ratio in context: the intake alone (no HTTP), storing the same
+deliveries from as many concurrent callers as wrk has connections, in this process. That is
+the most the storage path lets the endpoint reach, whatever the HTTP layer costs.
+
     .venv/bin/python bench/ingest.py [--duration 10] [--connections 32]
 
 Needs wrk (Debian package `wrk`).
@@ -13,6 +17,7 @@ Needs wrk (Debian package `wrk`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -180,6 +186,42 @@ def measure(
     return result
 
 
+def measure_intake_alone(deliveries: Path, workdir: Path, callers: int, count: int) -> float:
+    """Deliveries per second that the intake (verify excluded, store included) commits."""
+    bodies = [line.split("\t", 1)[1].rstrip("\n").encode() for line in deliveries.open()]
+    data_dir = workdir / "intake-alone"
+    data_dir.mkdir()
+    return asyncio.run(_intake_alone(bodies[:count], data_dir, callers))
+
+
+async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> float:
+    from receiver.envelope import decode_envelope
+    from receiver.intake import Intake, RequestFacts, VerifiedDelivery
+    from receiver.signing import Match
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    db = Database(f"sqlite:///{data_dir}/receiver.db")
+    await upgrade(db)
+    intake = Intake(db, output_ttl_s=86_400)
+    headers = {"content-type": "application/json"}
+    queue = iter(bodies)
+
+    async def caller() -> None:
+        for body in queue:
+            facts = RequestFacts(datetime.now(UTC), headers, "127.0.0.1", None)
+            match = Match(secret_id=None, timestamp=int(time.time()))
+            await intake.submit(VerifiedDelivery(body, match, facts, decode_envelope(body)))
+
+    await intake.start()
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    elapsed = time.perf_counter() - started
+    await intake.stop()
+    await db.dispose()
+    return len(bodies) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -195,6 +237,7 @@ def main() -> None:
         make_deliveries(deliveries, args.deliveries)
         bare = measure("bare", args, workdir, deliveries)
         receiver = measure("receiver", args, workdir, deliveries)
+        alone = measure_intake_alone(deliveries, workdir, args.connections, 20_000)
     ratio = receiver["rps"] / bare["rps"]
     print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for name, row in (("bare Litestar (204)", bare), ("POST /webhooks/aurous", receiver)):
@@ -210,6 +253,10 @@ def main() -> None:
         f"receiver stored {receiver['stored']:.0f} unique deliveries "
         f"(sent {receiver['requests']:.0f} incl. warm-up excluded), "
         f"sqlite synchronous={receiver['sync']:.0f} (2 = FULL)"
+    )
+    print(
+        f"intake alone, no HTTP ({args.connections} concurrent callers): {alone:.0f} deliveries/s"
+        f" = {alone / bare['rps']:.2f} of bare: the storage path's own ceiling"
     )
     if receiver["requests"] > args.deliveries:
         print("note: the run sent more requests than unique deliveries; raise --deliveries")
