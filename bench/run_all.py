@@ -32,7 +32,7 @@ SUITES = {
         ("fuzzing", ["fuzz.py"]),
     ],
 }
-SUMMARY_LINES = 6  # each script ends with its figures; the table keeps the last lines
+SUMMARY_LINES = 8  # each script ends with its figures; the table keeps the last lines
 
 
 def run(label: str, args: list[str]) -> tuple[str, int, float, list[str]]:

@@ -38,3 +38,11 @@ def test_scale_bench_times_every_query_and_prints_plans() -> None:
     for label in ("claim outputs", "claim polls", "jobs page (first)", "job detail"):
         assert label in output
     assert "plan claim outputs" in output and "USING INDEX" in output
+
+
+@pytest.mark.slow
+def test_archive_bench_compares_the_archiver_with_curl_and_c_tools() -> None:
+    output = run_bench("archive.py", "--size-mb", "5", "--runs", "1")
+    for label in ("curl -o", "archiver (hash, fsync, store)", "ratio archiver/curl"):
+        assert label in output
+    assert "sha256 alone" in output
