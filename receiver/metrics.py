@@ -92,44 +92,43 @@ class Metrics:
 class HttpMetrics:
     """Requests by method, route template and status, in the process-wide registry.
 
-    The children for each label set are looked up once and kept: `labels()` takes a lock and
-    builds a tuple on every call, which at webhook rates cost as much as the handler's own work.
+    Each label set's children are looked up once and kept, so a request costs two or three
+    increments rather than a `labels()` lookup (a lock and a tuple) per metric.
     """
 
     _LABELS = ("method", "path", "status_code", "app_name")
+    _APP_NAME = "aurous_receiver"
 
-    def __init__(self, app_name: str = "aurous_receiver", prefix: str = "receiver_http") -> None:
-        self.app_name = app_name
+    def __init__(self) -> None:
         self.requests = Counter(
-            f"{prefix}_requests_total", "Total requests", self._LABELS, registry=REGISTRY
+            "receiver_http_requests_total", "Total requests", self._LABELS, registry=REGISTRY
         )
         self.errors = Counter(
-            f"{prefix}_requests_error_total",
+            "receiver_http_requests_error_total",
             "Total errors in requests",
             self._LABELS,
             registry=REGISTRY,
         )
         self.seconds = Histogram(
-            f"{prefix}_request_duration_seconds",
+            "receiver_http_request_duration_seconds",
             "Request duration, in seconds",
             self._LABELS,
             registry=REGISTRY,
         )
-        self._children: dict[tuple[str, str, int], list[Any]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any | None]] = {}
 
     def record(self, method: str, path: str, status: int, seconds: float) -> None:
-        key = (method, path, status)
-        children = self._children.get(key)
+        children = self._children.get((method, path, status))
         if children is None:
-            values = (method, path, str(status), self.app_name)
-            children = [self.requests.labels(*values), self.seconds.labels(*values)]
-            if status >= 500:
-                children.append(self.errors.labels(*values))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        if len(children) > 2:
-            children[2].inc()
+            values = (method, path, str(status), self._APP_NAME)
+            error = self.errors.labels(*values) if status >= 500 else None
+            children = (self.requests.labels(*values), self.seconds.labels(*values), error)
+            self._children[(method, path, status)] = children
+        count, duration, error = children
+        count.inc()
+        duration.observe(seconds)
+        if error is not None:
+            error.inc()
 
 
 HTTP_METRICS = HttpMetrics()
