@@ -38,6 +38,7 @@ from storage.migrate import upgrade
 from storage.types import utcnow
 
 API_KEY = "al_live_bench"
+C_TOOLS = "curl | tee | openssl sha256, fsync"
 
 
 def start_simulator(port: int, size: int) -> subprocess.Popen[bytes]:
@@ -77,25 +78,28 @@ def make_video(base: str) -> bytes:
         time.sleep(0.05)
 
 
-def time_curl(url: str, target: Path, *, durable: bool = False) -> float:
+def curl(url: str, target: Path) -> list[str]:
+    return ["curl", "-sSf", "-o", str(target), url]
+
+
+def c_tools(url: str, target: Path) -> list[str]:
+    """Download, hash and write like the archiver does, with C tools."""
+    source, sink = shlex.quote(url), shlex.quote(str(target))
+    return [
+        "bash",
+        "-o",
+        "pipefail",
+        "-c",
+        f"curl -sSf {source} | tee {sink} | openssl dgst -sha256",
+    ]
+
+
+def time_download(command: list[str], target: Path, *, durable: bool = False) -> float:
     started = time.perf_counter()
-    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
+    subprocess.run(command, check=True, capture_output=True)
     if durable:  # what the archiver also pays before it may call an output archived
         with target.open("rb") as handle:
             os.fsync(handle.fileno())
-    elapsed = time.perf_counter() - started
-    target.unlink()
-    return elapsed
-
-
-def time_c_tools(url: str, target: Path) -> float:
-    """Download, hash and write like the archiver, with C tools, then fsync."""
-    source, sink = shlex.quote(url), shlex.quote(str(target))
-    pipeline = f"curl -sSf {source} | tee {sink} | openssl dgst -sha256"
-    started = time.perf_counter()
-    subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], check=True, capture_output=True)
-    with target.open("rb") as handle:
-        os.fsync(handle.fileno())
     elapsed = time.perf_counter() - started
     target.unlink()
     return elapsed
@@ -153,10 +157,11 @@ def main() -> None:
             workdir = Path(tmp)
             curl_s, synced_s, tools_s, archive_s = [], [], [], []
             for _ in range(args.runs):
-                curl_s.append(time_curl(url, workdir / "curl.out"))
-                synced_s.append(time_curl(url, workdir / "curl.out", durable=True))
+                target = workdir / "download.out"
+                curl_s.append(time_download(curl(url, target), target))
+                synced_s.append(time_download(curl(url, target), target, durable=True))
                 if shutil.which("openssl"):
-                    tools_s.append(time_c_tools(url, workdir / "tools.out"))
+                    tools_s.append(time_download(c_tools(url, target), target, durable=True))
                 archive_s.append(asyncio.run(time_archiver(generation_body, base, workdir)))
     finally:
         simulator.send_signal(signal.SIGINT)
@@ -166,7 +171,7 @@ def main() -> None:
         for name, times in (
             ("curl -o", curl_s),
             ("curl -o, then fsync", synced_s),
-            ("curl | tee | openssl sha256, fsync", tools_s),
+            (C_TOOLS, tools_s),
             ("archiver (hash, fsync, store)", archive_s),
         )
         if times
@@ -180,9 +185,9 @@ def main() -> None:
         f"archiver/(curl + fsync): {archiver / rates['curl -o, then fsync']:.2f}; "
         f"{args.size_mb} MB, {args.runs} runs each"
     )
-    if "curl | tee | openssl sha256, fsync" in rates:
-        tools = rates["curl | tee | openssl sha256, fsync"]
-        print(f"C tools doing the archiver's work reach {tools / rates['curl -o']:.2f} of curl")
+    if C_TOOLS in rates:
+        tools = rates[C_TOOLS] / rates["curl -o"]
+        print(f"C tools doing the archiver's work reach {tools:.2f} of curl")
     sha = sha256_rate()
     print(
         f"sha256 alone: {sha:.0f} MB/s on one core; hashing every byte costs "
