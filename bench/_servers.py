@@ -7,8 +7,8 @@ import sys
 import uvicorn
 from litestar import Litestar, Request, post
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 
 
 @post("/bare", status_code=204)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import httpx
 
-from receiver.archiver import Archiver
-from receiver.envelope import decode_generation
-from receiver.fetch import HostPolicy
-from receiver.lifecycle import Observation, observe
+from receiver.archive.archiver import Archiver
+from receiver.archive.fetch import HostPolicy
+from receiver.generation import decode_generation
+from receiver.jobs.lifecycle import Observation, observe
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.migrate import upgrade

@@ -25,9 +25,9 @@ from typing import Any
 
 from sqlalchemy import event
 
-from receiver import spend
-from receiver.audit import Audit, AuditConfig
 from receiver.aurous import AurousError
+from receiver.spend import reports as spend
+from receiver.spend.audit import Audit, AuditConfig
 from storage import gateway
 from storage.db import Database
 from storage.migrate import upgrade
@@ -230,7 +230,7 @@ def explain(path: Path, statements: list[tuple[str, Any]]) -> list[str]:
 
 
 async def main() -> None:
-    logging.getLogger("receiver.audit").setLevel(logging.ERROR)  # one line per finding: quiet
+    logging.getLogger("receiver.spend.audit").setLevel(logging.ERROR)  # one line per finding: quiet
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--ledger", type=int, default=300_000)

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from receiver.app import create_app
-from receiver.envelope import EnvelopeError, decode_envelope
 from receiver.settings import Settings
-from receiver.signing import SignatureRejected, sign, verify
+from receiver.web.app import create_app
+from receiver.webhooks.envelope import EnvelopeError, decode_envelope
+from receiver.webhooks.signing import SignatureRejected, sign, verify
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.support.live_server import live_server

@@ -96,7 +96,7 @@ def serve(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def make_deliveries(path: Path, count: int, secret: str = SECRET) -> None:
-    from receiver.signing import sign
+    from receiver.webhooks.signing import sign
 
     now = int(time.time())
     with path.open("w") as out:
@@ -195,9 +195,9 @@ def measure_intake_alone(deliveries: Path, workdir: Path, callers: int, count: i
 
 
 async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> float:
-    from receiver.envelope import decode_envelope
-    from receiver.intake import Intake, RequestFacts, VerifiedDelivery
-    from receiver.signing import Match
+    from receiver.webhooks.envelope import decode_envelope
+    from receiver.webhooks.intake import Intake, RequestFacts, VerifiedDelivery
+    from receiver.webhooks.signing import Match
     from storage.db import Database
     from storage.migrate import upgrade
 

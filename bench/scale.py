@@ -25,7 +25,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pg import database
 
-from receiver import jobs as job_views
+from receiver.jobs import views as job_views
 from storage import gateway
 from storage.db import Database
 from storage.migrate import upgrade

@@ -1,6 +1,7 @@
-"""aurous-receiver: receive, track, archive and audit Aurous Labs generation jobs."""
+"""aurous-receiver: receive, track, archive and audit Aurous Labs generation jobs.
 
-from receiver.app import create_app
-from receiver.settings import Settings
+The service is wired in `receiver.web.app.create_app`; `ARCHITECTURE.md` tells which room holds
+what. Importing this package imports nothing else, so the command line starts quickly.
+"""
 
-__all__ = ["Settings", "create_app"]
+__all__: list[str] = []

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from receiver.envelope import GenerationResponse, decode_generation, decode_generation_list
+from receiver.generation import GenerationResponse, decode_generation, decode_generation_list
 
 __all__ = [
     "AurousClient",

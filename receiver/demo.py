@@ -19,8 +19,8 @@ import click
 import httpx
 import uvicorn
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from storage import gateway
 from storage.db import Database
 from storage.migrate import upgrade

@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from receiver.http import current_request_id
+from receiver.web.http import current_request_id
 
 __all__ = ["configure_logging"]
 

@@ -12,22 +12,22 @@ from typing import TypeAlias
 import httpx
 from litestar.di import NamedDependency
 
-from receiver.archiver import Archiver
-from receiver.audit import Audit, AuditConfig
-from receiver.audit_ledger import SYNCED_KEY
+from receiver.archive.archiver import Archiver
+from receiver.archive.fetch import HostPolicy
 from receiver.aurous import AurousClient, RateBudget
-from receiver.auth import resolve_admin_token
-from receiver.creation import JobCreator
-from receiver.envelope import parse_timestamp
-from receiver.fetch import HostPolicy
+from receiver.generation import parse_timestamp
 from receiver.ids import new_id
-from receiver.intake import Intake
-from receiver.keyring import SecretStore
-from receiver.lifecycle import ObservationResult, is_known
+from receiver.jobs.creation import JobCreator
+from receiver.jobs.lifecycle import ObservationResult, is_known
+from receiver.jobs.reconcile import Reconciler
 from receiver.metrics import Metrics
-from receiver.reconciler import Reconciler
 from receiver.scheduler import Ticker
 from receiver.settings import Settings
+from receiver.spend.audit import Audit, AuditConfig
+from receiver.spend.ledger import SYNCED_KEY
+from receiver.web.auth import resolve_admin_token
+from receiver.webhooks.intake import Intake
+from receiver.webhooks.keyring import SecretStore
 from storage import gateway
 from storage.blobs import BlobStore
 from storage.crypto import (

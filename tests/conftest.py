@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.support.postgres import PostgresServer, find_postgres

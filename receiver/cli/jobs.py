@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from receiver import jobs
 from receiver.cli.common import (
     print_table,
     run,
     settings_from,
     with_db,
 )
+from receiver.jobs import views as jobs
 from storage.db import Database
 
 __all__ = ["jobs_group"]
@@ -84,7 +84,7 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 @click.pass_context
 def jobs_track(ctx: click.Context, job_id: str) -> None:
     """Start tracking JOB_ID (img_… or vid_…); polling fills in its state."""
-    from receiver.routes.jobs import JOB_ID
+    from receiver.web.routes.jobs import JOB_ID
 
     if not JOB_ID.match(job_id):
         raise click.BadParameter("must look like img_… or vid_…", param_hint="JOB_ID")

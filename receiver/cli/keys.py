@@ -15,9 +15,9 @@ from receiver.cli.common import (
     when,
     with_db,
 )
-from receiver.keyring import SecretStore
 from receiver.runtime import load_secret_box
 from receiver.settings import Settings, parse_duration
+from receiver.webhooks.keyring import SecretStore
 from storage.db import Database
 from storage.types import utcnow
 

@@ -33,7 +33,7 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
     """Run the HTTP service."""
     import uvicorn
 
-    from receiver.app import create_app
+    from receiver.web.app import create_app
 
     settings = settings_from(ctx)
     configure_logging(settings.log_format)

@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from receiver import spend as reports
-from receiver.audit_rules import credits_text
 from receiver.cli.common import open_runtime, print_table, run, settings_from, with_db
+from receiver.spend import reports
+from receiver.spend.rules import credits_text
 from storage.db import Database
 from storage.types import utcnow
 

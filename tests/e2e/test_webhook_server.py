@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY, TEST_SECRET
 from tests.support.aurous import endpoint_event, generation, headers
 from tests.support.live_server import live_server

@@ -10,8 +10,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.aurous import endpoint_event, generation, headers
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from receiver.keyring import SecretStore
 from receiver.runtime import load_secret_box
 from receiver.settings import Settings
+from receiver.webhooks.keyring import SecretStore
 from storage.db import Database
 from storage.types import utcnow
 from tests.conftest import TEST_SECRET

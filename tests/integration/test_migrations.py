@@ -56,7 +56,7 @@ async def _seed_ledger_then_compare(url: str) -> None:
     (rollups) equal a window over everything (the ledger itself)."""
     from datetime import UTC, datetime, timedelta
 
-    from receiver import spend
+    from receiver.spend import reports as spend
     from storage.db import Database
     from storage.models import LEDGER_ENTRY
 

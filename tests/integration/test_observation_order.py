@@ -12,8 +12,8 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from receiver.envelope import GenerationResponse
-from receiver.lifecycle import TERMINAL, Observation, record_observation
+from receiver.generation import GenerationResponse
+from receiver.jobs.lifecycle import TERMINAL, Observation, record_observation
 from storage import gateway
 from storage.db import Database
 from tests.support.aurous import generation

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from receiver.audit import Audit, AuditConfig
 from receiver.aurous import AurousError
-from receiver.envelope import decode_generation
-from receiver.lifecycle import Observation, observe
+from receiver.generation import decode_generation
+from receiver.jobs.lifecycle import Observation, observe
+from receiver.spend.audit import Audit, AuditConfig
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from receiver.audit_rules import normalize_row
-from receiver.envelope import decode_generation
-from receiver.lifecycle import Observation, observe
+from receiver.generation import decode_generation
+from receiver.jobs.lifecycle import Observation, observe
 from receiver.settings import Settings
+from receiver.spend.rules import normalize_row
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

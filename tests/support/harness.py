@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from simulator import SimulatorConfig, create_simulator_app
 from tests.conftest import ADMIN_TOKEN, MASTER_KEY
 from tests.support.live_server import LiveServer

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.audit_ledger import Watermark, newer_than
-from receiver.audit_rules import (
+from receiver.spend.ledger import Watermark, newer_than
+from receiver.spend.rules import (
     JobMoney,
     credits_text,
     drift_finding,

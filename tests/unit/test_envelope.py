@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from receiver.envelope import EnvelopeError, decode_envelope, parse_timestamp, to_micros
+from receiver.generation import parse_timestamp, to_micros
+from receiver.webhooks.envelope import EnvelopeError, decode_envelope
 from tests.support.aurous import callback_event, endpoint_event, generation
 
 

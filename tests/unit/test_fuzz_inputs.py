@@ -9,8 +9,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from receiver.envelope import EnvelopeError, decode_envelope
-from receiver.signing import Keyring, KeyringEntry, SignatureRejected, sign, verify
+from receiver.webhooks.envelope import EnvelopeError, decode_envelope
+from receiver.webhooks.signing import Keyring, KeyringEntry, SignatureRejected, sign, verify
 
 SECRET = "whsec_fuzz_8jKpQ4nXabc1234abcdef5"
 RING = Keyring((KeyringEntry(1, SECRET.encode()),))

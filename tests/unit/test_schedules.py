@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from receiver.archiver import retry_delay
-from receiver.http import ApiError
-from receiver.lifecycle import poll_interval
-from receiver.routes.outputs import byte_range
+from receiver.archive.archiver import retry_delay
+from receiver.jobs.lifecycle import poll_interval
+from receiver.web.http import ApiError
+from receiver.web.routes.outputs import byte_range
 
 
 def test_poll_interval_doubles_to_a_cap() -> None:

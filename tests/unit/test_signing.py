@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.signing import (
+from receiver.webhooks.signing import (
     Keyring,
     KeyringEntry,
     RejectReason,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.lifecycle import NON_TERMINAL, TERMINAL, decide
+from receiver.jobs.lifecycle import NON_TERMINAL, TERMINAL, decide
 
 KNOWN = [*NON_TERMINAL, *sorted(TERMINAL)]
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from litestar import get
 from litestar.params import Parameter
 
-from receiver.http import ERROR_RESPONSES
 from receiver.runtime import RuntimeDep
+from receiver.web.http import ERROR_RESPONSES
 from storage import gateway
 
 __all__ = ["list_deliveries", "list_rejection_counts"]

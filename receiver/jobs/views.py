@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from receiver.lifecycle import track_job
+from receiver.jobs.lifecycle import track_job
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

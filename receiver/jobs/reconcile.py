@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Row
 
 from receiver.aurous import AurousClient, AurousError
-from receiver.envelope import GenerationResponse, parse_timestamp
-from receiver.lifecycle import Observation, ObservationResult, observe, poll_interval
+from receiver.generation import GenerationResponse, parse_timestamp
+from receiver.jobs.lifecycle import Observation, ObservationResult, observe, poll_interval
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

@@ -21,14 +21,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receiver.envelope import Envelope, GenerationResponse, body_key
-from receiver.lifecycle import (
+from receiver.generation import GenerationResponse
+from receiver.jobs.lifecycle import (
     Observation,
     ObservationResult,
     record_observations,
     write_retrying_races,
 )
-from receiver.signing import Match
+from receiver.webhooks.envelope import Envelope, body_key
+from receiver.webhooks.signing import Match
 from storage import gateway
 from storage.db import Database
 

@@ -10,11 +10,12 @@ from litestar import MediaType, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from receiver import dashboard, jobs
-from receiver.auth import SESSION_COOKIE, is_signed_in, session_value, token_matches
-from receiver.http import ApiError
-from receiver.lifecycle import NON_TERMINAL, TERMINAL
+from receiver.jobs import views as jobs
+from receiver.jobs.lifecycle import NON_TERMINAL, TERMINAL
 from receiver.runtime import Runtime, RuntimeDep
+from receiver.web import dashboard
+from receiver.web.auth import SESSION_COOKIE, is_signed_in, session_value, token_matches
+from receiver.web.http import ApiError
 from storage import gateway
 
 __all__ = ["DASHBOARD_ROUTES"]

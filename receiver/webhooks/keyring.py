@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from receiver.signing import Keyring, KeyringEntry, Match, RejectReason, SignatureRejected, verify
+from receiver.webhooks.signing import (
+    Keyring,
+    KeyringEntry,
+    Match,
+    RejectReason,
+    SignatureRejected,
+    verify,
+)
 from storage import gateway
 from storage.crypto import SecretBox
 from storage.db import Database

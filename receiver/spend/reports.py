@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from receiver.audit_rules import credits_text
+from receiver.spend.rules import credits_text
 from storage import gateway
 from storage.db import Database
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from litestar import get
 
-from receiver.http import ERROR_RESPONSES
 from receiver.runtime import RuntimeDep
+from receiver.web.http import ERROR_RESPONSES
 from storage.types import utcnow
 
 __all__ = ["list_secrets"]

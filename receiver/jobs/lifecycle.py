@@ -20,7 +20,7 @@ import msgspec
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receiver.envelope import GenerationResponse, generation_kind, parse_timestamp, to_micros
+from receiver.generation import GenerationResponse, generation_kind, parse_timestamp, to_micros
 from storage import gateway
 from storage.db import Database
 

@@ -8,8 +8,8 @@ from litestar import MediaType, Response, get
 from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy import text
 
-from receiver.http import ERROR_RESPONSES, error_response
 from receiver.runtime import RuntimeDep
+from receiver.web.http import ERROR_RESPONSES, error_response
 from storage.migrate import current_revision
 
 __all__ = ["get_health", "get_metrics", "get_readiness"]

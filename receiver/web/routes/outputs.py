@@ -9,8 +9,8 @@ from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from receiver.http import ERROR_RESPONSES, ApiError
 from receiver.runtime import RuntimeDep
+from receiver.web.http import ERROR_RESPONSES, ApiError
 from storage import gateway
 
 __all__ = ["get_output"]

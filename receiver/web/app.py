@@ -16,13 +16,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from receiver.auth import LoginRequired, require_admin
-from receiver.http import exception_handlers, request_middleware
-from receiver.pages import LocalRapidoc, template_config
-from receiver.routes import ADMIN_ROUTES, PUBLIC_ROUTES
-from receiver.routes.dashboard import DASHBOARD_ROUTES
 from receiver.runtime import Runtime, open_runtime
 from receiver.settings import Settings
+from receiver.web.auth import LoginRequired, require_admin
+from receiver.web.http import exception_handlers, request_middleware
+from receiver.web.routes import ADMIN_ROUTES, PUBLIC_ROUTES
+from receiver.web.routes.pages import DASHBOARD_ROUTES
+from receiver.web.templating import LocalRapidoc, template_config
 
 __all__ = ["create_app"]
 

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Row
 
+from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, download
 from receiver.aurous import AurousClient, AurousError, RateBudget
-from receiver.fetch import Downloaded, DownloadError, HostPolicy, download
-from receiver.lifecycle import Observation, observe
+from receiver.jobs.lifecycle import Observation, observe
 from storage import gateway
 from storage.blobs import BlobStore
 from storage.db import Database

@@ -9,10 +9,10 @@ from typing import Annotated, Any, TypeVar
 from litestar import Response, get, post
 from litestar.params import FromQuery, Parameter
 
-from receiver import spend
-from receiver.audit_rules import LEDGER_TYPES
-from receiver.http import ERROR_RESPONSES, ApiError
 from receiver.runtime import RuntimeDep
+from receiver.spend import reports as spend
+from receiver.spend.rules import LEDGER_TYPES
+from receiver.web.http import ERROR_RESPONSES, ApiError
 from storage.types import utcnow
 
 __all__ = [

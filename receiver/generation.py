@@ -1,34 +1,37 @@
-"""Decode webhook envelopes and GenerationResponse objects (msgspec), tolerant of both
-documented envelope shapes and of field types that drift (numbers as strings, odd dates)."""
+"""Aurous's GenerationResponse, decoded with msgspec and tolerant of field types that drift
+(numbers as strings, odd dates), and the small facts derived from it (kind, times, credits)."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from storage.states import JobKind
+
 __all__ = [
+    "JOB_ID_PATTERN",
     "Cost",
-    "Envelope",
-    "EnvelopeError",
+    "GenerationError",
     "GenerationResponse",
-    "decode_envelope",
     "decode_generation",
     "decode_generation_list",
     "generation_kind",
+    "kind_of_id",
+    "looks_like_job_id",
     "parse_timestamp",
     "to_micros",
 ]
 
-GENERATION_EVENT_PREFIXES = ("image.", "video.", "generation.")
-_MAX_ID_LENGTH = 200
+MAX_ID_LENGTH = 200
+JOB_ID_PATTERN = re.compile(r"^(img|vid)_[A-Za-z0-9]{1,190}$")
+_KIND_BY_PREFIX = {"img_": JobKind.IMAGE, "vid_": JobKind.VIDEO}
 
 
-class EnvelopeError(ValueError):
-    """The body was genuinely signed but cannot be understood; it is quarantined."""
+class GenerationError(ValueError):
+    """Aurous sent something that is not a GenerationResponse."""
 
 
 class Cost(msgspec.Struct):
@@ -58,7 +61,7 @@ class GenerationResponse(msgspec.Struct):
 
     def output_sources(self) -> list[str]:
         """Where the bytes are: the video URL when present, else the output URL list."""
-        if generation_kind(self) == "video" and self.output_video_url:
+        if generation_kind(self) == JobKind.VIDEO and self.output_video_url:
             return [self.output_video_url]
         return [url for url in self.output_urls or [] if url]
 
@@ -69,59 +72,21 @@ class GenerationResponse(msgspec.Struct):
         return self.bundle_name or self.inference_type
 
 
-class _Envelope(msgspec.Struct):
-    id: str | None = None
-    type: str | None = None
-    event: str | None = None
-    synthetic: bool = False
-    data: msgspec.Raw = msgspec.Raw()
-
-
 class _GenerationList(msgspec.Struct):
     data: list[GenerationResponse]
     has_more: bool = False
     next_cursor: str | None = None
 
 
-_envelope_decoder = msgspec.json.Decoder(_Envelope, strict=False)
 _generation_decoder = msgspec.json.Decoder(GenerationResponse, strict=False)
 _list_decoder = msgspec.json.Decoder(_GenerationList, strict=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    event_key: str  # the evt_ id, or sha256 of the body for id-less per-request callbacks
-    event_type: str
-    synthetic: bool
-    generation: GenerationResponse | None  # None for events that are not about a job
-
-
-def body_key(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def decode_envelope(body: bytes) -> Envelope:
-    try:
-        raw = _envelope_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise EnvelopeError(f"not a webhook envelope: {exc}") from None
-    event_type = raw.type or raw.event
-    if not event_type:
-        raise EnvelopeError("envelope names no event type (neither 'type' nor 'event')")
-    generation = None
-    if event_type.startswith(GENERATION_EVENT_PREFIXES):
-        if bytes(raw.data) in (b"", b"null"):
-            raise EnvelopeError(f"{event_type} event without data")
-        generation = decode_generation(bytes(raw.data))
-    key = raw.id if raw.id and len(raw.id) <= _MAX_ID_LENGTH else body_key(body)
-    return Envelope(key, event_type[:100], raw.synthetic, generation)
 
 
 def decode_generation(body: bytes) -> GenerationResponse:
     try:
         generation = _generation_decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise EnvelopeError(f"not a GenerationResponse: {exc}") from None
+        raise GenerationError(f"not a GenerationResponse: {exc}") from None
     _check_generation(generation)
     return generation
 
@@ -130,27 +95,32 @@ def decode_generation_list(body: bytes) -> tuple[list[GenerationResponse], bool,
     try:
         page = _list_decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise EnvelopeError(f"not a generation list: {exc}") from None
+        raise GenerationError(f"not a generation list: {exc}") from None
     for generation in page.data:
         _check_generation(generation)
     return page.data, page.has_more, page.next_cursor
 
 
 def _check_generation(generation: GenerationResponse) -> None:
-    if not generation.id or len(generation.id) > _MAX_ID_LENGTH or not generation.id.isprintable():
-        raise EnvelopeError("generation id is empty, too long or not printable")
+    if not generation.id or len(generation.id) > MAX_ID_LENGTH or not generation.id.isprintable():
+        raise GenerationError("generation id is empty, too long or not printable")
     if not generation.status or len(generation.status) > 64:
-        raise EnvelopeError("generation status is empty or too long")
+        raise GenerationError("generation status is empty or too long")
 
 
-def generation_kind(generation: GenerationResponse) -> str:
-    if generation.id.startswith("vid_"):
-        return "video"
-    if generation.id.startswith("img_"):
-        return "image"
-    if generation.media_type in ("image", "video"):
-        return generation.media_type
-    return "unknown"
+def looks_like_job_id(value: str) -> bool:
+    return value.startswith(tuple(_KIND_BY_PREFIX))
+
+
+def kind_of_id(job_id: str) -> JobKind:
+    return next((k for p, k in _KIND_BY_PREFIX.items() if job_id.startswith(p)), JobKind.UNKNOWN)
+
+
+def generation_kind(generation: GenerationResponse) -> JobKind:
+    kind = kind_of_id(generation.id)
+    if kind is JobKind.UNKNOWN and generation.media_type in (JobKind.IMAGE, JobKind.VIDEO):
+        return JobKind(generation.media_type)
+    return kind
 
 
 def parse_timestamp(value: str | float | None) -> datetime | None:

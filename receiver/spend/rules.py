@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.envelope import parse_timestamp, to_micros
+from receiver.generation import parse_timestamp, to_micros
 
 __all__ = [
     "HISTORICAL",

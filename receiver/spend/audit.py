@@ -3,7 +3,7 @@ money and the jobs disagree.
 
 One pass (a tick, `spend sync`, or a `usage.balance_low` webhook) holds a lease so one replica
 audits at a time: it walks `GET /v1/usage/events` newest first down to the last row of the
-previous complete walk, reads the balance, and evaluates the rules in `receiver.audit_rules`.
+previous complete walk, reads the balance, and evaluates the rules in `receiver.spend.rules`.
 The watermark moves only when a walk completes; a walk cut short is simply walked again and
 the UNIQUE uev ids absorb what was already stored.
 """
@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.audit_ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
-from receiver.audit_rules import (
+from receiver.aurous import AurousClient, AurousError
+from receiver.generation import parse_timestamp
+from receiver.jobs.lifecycle import TERMINAL, Observation, ObservationResult, observe
+from receiver.settings import Settings
+from receiver.spend.ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
+from receiver.spend.rules import (
     HISTORICAL,
     STATEFUL,
     Draft,
@@ -30,10 +34,6 @@ from receiver.audit_rules import (
     money_findings,
     unknown_job_finding,
 )
-from receiver.aurous import AurousClient, AurousError
-from receiver.envelope import parse_timestamp
-from receiver.lifecycle import TERMINAL, Observation, ObservationResult, observe
-from receiver.settings import Settings
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

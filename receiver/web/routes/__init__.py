@@ -1,7 +1,7 @@
 """HTTP routes, one module per resource."""
 
-from receiver.routes.deliveries import list_deliveries, list_rejection_counts
-from receiver.routes.jobs import (
+from receiver.web.routes.deliveries import list_deliveries, list_rejection_counts
+from receiver.web.routes.jobs import (
     create_image_job,
     create_video_job,
     get_job,
@@ -10,10 +10,10 @@ from receiver.routes.jobs import (
     refresh_job,
     track_job,
 )
-from receiver.routes.ops import get_health, get_metrics, get_readiness
-from receiver.routes.outputs import get_output
-from receiver.routes.secrets import list_secrets
-from receiver.routes.spend import (
+from receiver.web.routes.ops import get_health, get_metrics, get_readiness
+from receiver.web.routes.outputs import get_output
+from receiver.web.routes.secrets import list_secrets
+from receiver.web.routes.spend import (
     export_spend_csv,
     get_spend_balance,
     get_spend_summary,
@@ -21,7 +21,7 @@ from receiver.routes.spend import (
     list_ledger,
     run_audit,
 )
-from receiver.routes.webhooks import receive_webhook
+from receiver.web.routes.webhooks import receive_webhook
 
 __all__ = ["ADMIN_ROUTES", "PUBLIC_ROUTES"]
 

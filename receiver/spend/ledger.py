@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.audit_rules import normalize_row
 from receiver.aurous import AurousClient
-from receiver.envelope import parse_timestamp, to_micros
+from receiver.generation import parse_timestamp, to_micros
+from receiver.spend.rules import normalize_row
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow

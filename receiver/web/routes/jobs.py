@@ -9,12 +9,12 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
-from receiver import jobs
 from receiver.aurous import AurousError
-from receiver.creation import CreateError
-from receiver.http import ERROR_RESPONSES, ApiError
-from receiver.lifecycle import Observation, observe
+from receiver.jobs import views as jobs
+from receiver.jobs.creation import CreateError
+from receiver.jobs.lifecycle import Observation, observe
 from receiver.runtime import Runtime, RuntimeDep
+from receiver.web.http import ERROR_RESPONSES, ApiError
 from storage.types import utcnow
 
 __all__ = [

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from receiver import jobs, spend
+from receiver.jobs import views as jobs
 from receiver.runtime import Runtime
+from receiver.spend import reports as spend
 from storage import gateway
 from storage.gateway import stats
 from storage.types import utcnow

@@ -11,17 +11,17 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from receiver.envelope import EnvelopeError, decode_envelope
-from receiver.http import ERROR_RESPONSES, current_request_id, error_response
-from receiver.intake import (
+from receiver.runtime import Runtime
+from receiver.web.http import ERROR_RESPONSES, current_request_id, error_response
+from receiver.webhooks.envelope import EnvelopeError, decode_envelope
+from receiver.webhooks.intake import (
     IntakeClosed,
     Outcome,
     RejectedRequest,
     RequestFacts,
     VerifiedDelivery,
 )
-from receiver.runtime import Runtime
-from receiver.signing import HEADER, RejectReason, SignatureRejected
+from receiver.webhooks.signing import HEADER, RejectReason, SignatureRejected
 
 __all__ = ["receive_webhook"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from receiver.aurous import AurousClient, AurousError
-from receiver.lifecycle import Observation, record_observations, write_retrying_races
+from receiver.jobs.lifecycle import Observation, record_observations, write_retrying_races
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow
