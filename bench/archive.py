@@ -31,7 +31,8 @@ import httpx
 from receiver.archive.archiver import Archiver
 from receiver.archive.fetch import HostPolicy
 from receiver.generation import decode_generation
-from receiver.jobs.lifecycle import Observation, observe
+from receiver.jobs.lifecycle import Observation
+from receiver.jobs.tracker import JobTracker
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.migrate import upgrade
@@ -120,16 +121,17 @@ async def time_archiver(generation_body: bytes, base: str, workdir: Path) -> flo
     db = Database(f"sqlite+aiosqlite:///{data}/receiver.db")
     await upgrade(db)
     generation = decode_generation(generation_body)
-    await observe(db, [Observation(generation, "poll", utcnow())], output_ttl_s=86400)
+    tracker = JobTracker(db, output_ttl_s=86400)
+    await tracker.observe([Observation(generation, "poll", utcnow())])
     async with httpx.AsyncClient(timeout=120) as http:
         archiver = Archiver(
             db,
+            tracker,
             BlobStore.from_url((data / "media").as_uri()),
             http,
             policy=HostPolicy.for_base(base),
             spool_dir=data / "spool",
             owner="bench",
-            output_ttl_s=86400,
         )
         started = time.perf_counter()
         outcome = await archiver.run_until_idle()

@@ -20,17 +20,21 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
 from receiver.aurous import AurousError
+from receiver.jobs.tracker import JobTracker
 from receiver.spend import reports as spend
 from receiver.spend.audit import Audit, AuditConfig
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.gateway import job_writes
 from storage.migrate import upgrade
+from storage.records import JobRequestUpdate, NewJob, NewJobEvent, NewJobRequest, NewLedgerEntry
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 HISTORY = timedelta(days=30)
@@ -132,18 +136,19 @@ async def generate(db: Database, job_count: int, ledger_count: int) -> Counter[s
     movements += _extras(max(0, ledger_count - len(movements)), jobs, rng)
     injected["unknown_job"] = sum(1 for m in movements if "ghost" in (m["generation_id"] or ""))
     movements = sorted(movements[:ledger_count], key=lambda m: m["created_at"])
-    synced = START + timedelta(days=60)
     entries = [
-        {
-            **m,
-            "uev_id": f"uev_{n:09d}",
-            "currency": "credit",
-            "description": None,
-            "contract": "ledger",
-            "position": n,
-            "synced_at": synced,
-            "raw": {},
-        }
+        NewLedgerEntry(
+            uev_id=f"uev_{n:09d}",
+            type=m["type"],
+            amount_micros=m["amount_micros"],
+            currency="credit",
+            generation_id=m["generation_id"],
+            hold_id=m["hold_id"],
+            created_at=m["created_at"],
+            description=None,
+            contract="ledger",
+            raw={},
+        )
         for n, m in enumerate(movements)
     ]
     events = [_terminal_event(job) for job in jobs]
@@ -151,50 +156,52 @@ async def generate(db: Database, job_count: int, ledger_count: int) -> Counter[s
         _request(job, n, jobs[max(0, n - 1)]) for n, job in enumerate(jobs[: job_count // 5])
     ]
     injected["duplicate_request"] = sum(1 for n in range(1, len(requests)) if n % 50 == 0)
-    for rows, write in (
-        (jobs, gateway.insert_jobs),
-        (events, gateway.insert_job_events),
-        (requests, _insert_requests),
-        (entries, gateway.upsert_ledger_entries),
-    ):
-        for start in range(0, len(rows), BATCH):
-            async with db.write() as conn:
-                await write(conn, rows[start : start + BATCH])
+    new_jobs = [NewJob(**job) for job in jobs]
+    for start in range(0, len(jobs), BATCH):
+        chunk = slice(start, start + BATCH)
+        await db.write(partial(job_writes.insert_jobs, jobs=new_jobs[chunk]))
+        await db.write(partial(job_writes.insert_job_events, events=events[chunk]))
+    for start in range(0, len(requests), BATCH):
+        await db.write(partial(_insert_requests, rows=requests[start : start + BATCH]))
+    synced = START + timedelta(days=60)
+    for start in range(0, len(entries), BATCH):
+        await db.write(partial(_insert_entries, entries[start : start + BATCH], start, synced))
     return injected
 
 
-def _terminal_event(job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "job_id": job["id"],
-        "at": job["completed_at"],
-        "source": "webhook:evt_bench",
-        "from_status": None,
-        "to_status": job["status"],
-        "applied": True,
-        "note": "first seen",
-    }
+def _insert_entries(
+    entries: list[NewLedgerEntry], first: int, synced: datetime, conn: Connection
+) -> None:
+    """Oldest first, each a position above the one before (the gateway takes newest first)."""
+    newest = first + len(entries) - 1
+    gateway.upsert_ledger_entries(conn, entries[::-1], first_position=newest, synced_at=synced)
 
 
-def _request(job: dict[str, Any], n: int, previous: dict[str, Any]) -> dict[str, Any]:
+def _terminal_event(job: dict[str, Any]) -> NewJobEvent:
+    at = job["completed_at"]
+    return NewJobEvent(job["id"], at, "webhook:evt_bench", None, job["status"], True, "first seen")
+
+
+def _request(job: dict[str, Any], n: int, previous: dict[str, Any]) -> tuple[NewJobRequest, str]:
     repeat = n % 50 == 0 and n > 0
     at = previous["created_at"] + timedelta(seconds=26) if repeat else job["created_at"]
-    return {
-        "idempotency_key": f"rcv-{n}",
-        "kind": job["kind"],
+    request = NewJobRequest(
+        idempotency_key=f"rcv-{n}",
+        kind=job["kind"],
         # every 50th repeats the request before it, 26 s later: a duplicate
-        "fingerprint": f"fp{n - 1 if repeat else n}",
-        "body": b"{}",
-        "state": "created",
-        "job_id": job["id"],
-        "attempts": 1,
-        "created_at": at,
-        "updated_at": at,
-    }
+        fingerprint=f"fp{n - 1 if repeat else n}",
+        body=b"{}",
+        state="created",
+        created_at=at,
+        updated_at=at,
+    )
+    return request, job["id"]
 
 
-async def _insert_requests(conn: Any, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        await gateway.insert_job_request(conn, row)
+def _insert_requests(conn: Connection, rows: list[tuple[NewJobRequest, str]]) -> None:
+    for request, job_id in rows:
+        gateway.insert_job_request(conn, request)
+        gateway.update_job_request(conn, request.idempotency_key, JobRequestUpdate(job_id=job_id))
 
 
 async def timed(label: str, work: Callable[[], Awaitable[Any]], plans: list[Any]) -> float:
@@ -259,17 +266,11 @@ async def run(args: argparse.Namespace, path: Path) -> None:
         statements.append((sql, params))
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    audit = Audit(
-        db,
-        _NoAurous(),
-        owner="bench",
-        output_ttl_s=86400,  # type: ignore[arg-type]
-        config=AuditConfig(grace=timedelta(0)),  # Aurous is a stub here
-    )
-    async with db.write() as conn:  # as if a complete sync had just run
-        await gateway.set_state(
-            conn, "ledger.synced_at", (START + timedelta(days=61)).isoformat(), START
-        )
+    aurous: Any = _NoAurous()  # Aurous is a stub here
+    tracker = JobTracker(db, output_ttl_s=86400, aurous=aurous)
+    audit = Audit(db, tracker, aurous, owner="bench", config=AuditConfig(grace=timedelta(0)))
+    synced = (START + timedelta(days=61)).isoformat()  # as if a complete sync had just run
+    await db.write(lambda conn: gateway.set_state(conn, "ledger.synced_at", synced, START))
     week = (START + timedelta(days=20), START + timedelta(days=27))
     times = {}
     print("\ntimings (SQLite, warm):")
@@ -288,7 +289,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
     again = await timed("findings pass (again: nothing new)", audit.evaluate, statements)
     times["findings"] = max(first, again)
     report = await spend.findings(db)
-    codes = Counter(finding["code"] for finding in report["data"])
+    codes = Counter(finding.code for finding in report.data)
     print(f"  findings: {dict(sorted(codes.items()))}")
     if codes != injected:
         raise SystemExit(f"findings differ from the anomalies generated: {dict(injected)}")

@@ -195,6 +195,7 @@ def measure_intake_alone(deliveries: Path, workdir: Path, callers: int, count: i
 
 
 async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> float:
+    from receiver.jobs.tracker import JobTracker
     from receiver.webhooks.envelope import decode_envelope
     from receiver.webhooks.intake import Intake, RequestFacts, VerifiedDelivery
     from receiver.webhooks.signing import Match
@@ -203,7 +204,7 @@ async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> fl
 
     db = Database(f"sqlite:///{data_dir}/receiver.db")
     await upgrade(db)
-    intake = Intake(db, output_ttl_s=86_400)
+    intake = Intake(JobTracker(db, output_ttl_s=86_400))
     headers = {"content-type": "application/json"}
     queue = iter(bodies)
 

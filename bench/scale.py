@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pg import database
 
 from receiver.jobs import views as job_views
+from receiver.paging import encode_key_cursor
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.gateway import job_writes
 from storage.migrate import upgrade
+from storage.records import NewJob, NewJobEvent, NewOutput
 
 TARGETS_MS = {
     "claim outputs": 5,
@@ -41,30 +46,26 @@ STATUSES = ["succeeded"] * 8 + ["failed", "processing"]
 BATCH = 5000
 
 
-def job_row(n: int, base: datetime) -> dict[str, Any]:
+def job_row(n: int, base: datetime) -> NewJob:
     status = STATUSES[n % len(STATUSES)]
     at = base + timedelta(seconds=n)
     terminal = status != "processing"
-    return {
-        "id": f"img_{n:012d}",
-        "kind": "image" if n % 5 else "video",
-        "status": status,
-        "terminal": terminal,
-        "first_seen_via": "webhook",
-        "terminal_via": "webhook" if terminal else None,
-        "created_at": at,
-        "completed_at": at + timedelta(seconds=20) if terminal else None,
-        "first_seen_at": at,
-        "last_observed_at": at,
-        "next_poll_at": None if terminal else at + timedelta(minutes=1),
-        "poll_attempts": 0,
-        "cost_micros": 2_000_000,
-        "cost_state": "charged" if terminal else "held",
-        "cost_currency": "credit",
-        "model": f"lora_{n % 7}",
-        "error_message": None,
-        "last_response": None,
-    }
+    return NewJob(
+        id=f"img_{n:012d}",
+        kind="image" if n % 5 else "video",
+        status=status,
+        terminal=terminal,
+        first_seen_via="webhook",
+        terminal_via="webhook" if terminal else None,
+        created_at=at,
+        completed_at=at + timedelta(seconds=20) if terminal else None,
+        first_seen_at=at,
+        last_observed_at=at,
+        next_poll_at=None if terminal else at + timedelta(minutes=1),
+        cost_micros=2_000_000,
+        cost_state="charged" if terminal else "held",
+        model=f"lora_{n % 7}",
+    )
 
 
 async def generate(db: Database, count: int) -> None:
@@ -73,44 +74,51 @@ async def generate(db: Database, count: int) -> None:
     for first in range(0, count, BATCH):
         rows = [job_row(n, base) for n in range(first, min(count, first + BATCH))]
         events = [
-            {
-                "job_id": r["id"],
-                "at": r["first_seen_at"],
-                "source": source,
-                "from_status": None,
-                "to_status": to,
-                "applied": True,
-                "note": None,
-            }
+            NewJobEvent(r.id, r.first_seen_at, source, None, to, True)
             for r in rows
             for source, to in (
                 ("api", "pending"),
                 ("poll", "processing"),
-                ("webhook:evt", r["status"]),
+                ("webhook:evt", r.status),
             )
         ]
         outputs = [
-            {
-                "job_id": r["id"],
-                "position": 0,
-                "source_url": "https://x/" + r["id"],
-                "deadline": r["completed_at"] + timedelta(days=1),
-                "state": "archived" if r["id"][-1] != "7" else "pending",
-            }
+            NewOutput(
+                r.id,
+                0,
+                "https://x/" + r.id,
+                (r.completed_at or base) + timedelta(days=1),
+                "archived" if r.id[-1] != "7" else "pending",
+            )
             for r in rows
-            if r["status"] == "succeeded"
+            if r.status == "succeeded"
         ]
-        async with db.write() as conn:
-            await gateway.insert_jobs(conn, rows)
-            await gateway.insert_job_events(conn, events)
-            await gateway.upsert_outputs(conn, outputs)
+
+        await db.write(partial(_store, jobs=rows, events=events, outputs=outputs))
         if first % 100_000 == 0:
             print(f"  generated {first + len(rows):,} jobs ({time.perf_counter() - started:.0f}s)")
-    async with db.write() as conn:
-        if db.is_sqlite:
-            await conn.execute(text("ANALYZE"))
-        else:
-            await conn.execute(text("ANALYZE"))
+    await db.write(lambda conn: conn.execute(text("ANALYZE")))
+
+
+def _store(
+    conn: Connection, *, jobs: list[NewJob], events: list[NewJobEvent], outputs: list[NewOutput]
+) -> None:
+    job_writes.insert_jobs(conn, jobs)
+    job_writes.insert_job_events(conn, events)
+    job_writes.upsert_outputs(conn, outputs)
+
+
+class _RolledBack(Exception):
+    """Thrown out of a measured transaction so that it leaves nothing behind."""
+
+
+async def rolled_back(db: Database, work: Callable[[Connection], object]) -> None:
+    def run_then_undo(conn: Connection) -> None:
+        work(conn)
+        raise _RolledBack
+
+    with contextlib.suppress(_RolledBack):
+        await db.write(run_then_undo)
 
 
 async def timed(label: str, work: Callable[[], Awaitable[Any]], runs: int = 15) -> float:
@@ -129,21 +137,26 @@ async def timed(label: str, work: Callable[[], Awaitable[Any]], runs: int = 15) 
 async def measure(db: Database, count: int) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count + 3600)
     some_job = f"img_{count // 2:012d}"
-    deep = job_views.encode_cursor(
+    deep = encode_key_cursor(
         datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=count // 3), f"img_{count // 3:012d}"
     )
 
     async def claim_outputs() -> None:
-        async with db.write() as conn:
-            await gateway.claim_outputs(
-                conn, owner=f"bench{random.random()}", now=now, lease_until=now, limit=8
-            )
-            await conn.rollback()
+        owner = f"bench{random.random()}"
+        await rolled_back(
+            db,
+            lambda conn: gateway.claim_outputs(
+                conn, owner=owner, now=now, lease_until=now, limit=8
+            ),
+        )
 
     async def claim_polls() -> None:
-        async with db.write() as conn:
-            await gateway.claim_due_polls(conn, owner="bench", now=now, lease_until=now, limit=20)
-            await conn.rollback()
+        await rolled_back(
+            db,
+            lambda conn: gateway.claim_due_polls(
+                conn, owner="bench", now=now, lease_until=now, limit=20
+            ),
+        )
 
     async def detail() -> None:
         await job_views.get_job(db, some_job)
@@ -176,14 +189,17 @@ async def plans(db: Database) -> None:
         "job events": "SELECT * FROM job_event WHERE job_id='img_1' ORDER BY id",
     }
     explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-    async with db.read() as conn:
+
+    def read(conn: Connection) -> dict[str, list[str]]:
+        return {
+            label: [str(row[-1]) for row in conn.execute(text(explain + sql)).all()]
+            for label, sql in queries.items()
+        }
+
+    for label, rows in (await db.read(read)).items():
         if not db.is_sqlite:
-            await conn.execute(text("ANALYZE"))
-        for label, sql in queries.items():
-            rows = [str(row[-1]) for row in (await conn.execute(text(explain + sql))).all()]
-            if not db.is_sqlite:
-                rows = [row.strip(" ->").split("  (")[0] for row in rows if "Scan" in row]
-            print(f"  plan {label:<15} {'; '.join(rows)}")
+            rows = [row.strip(" ->").split("  (")[0] for row in rows if "Scan" in row]
+        print(f"  plan {label:<15} {'; '.join(rows)}")
 
 
 async def run(url: str, count: int) -> None:

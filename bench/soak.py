@@ -60,8 +60,7 @@ def query(url: str, sql: str) -> list[Any]:
     async def go() -> list[Any]:
         db = Database(url)
         try:
-            async with db.read() as conn:
-                return list((await conn.execute(text(sql))).all())
+            return await db.read(lambda conn: list(conn.execute(text(sql)).all()))
         finally:
             await db.dispose()
 

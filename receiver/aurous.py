@@ -16,22 +16,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
-import msgspec
 
+from receiver.errors import ErrorBody, ReceiverError, decode_error_envelope
 from receiver.generation import GenerationResponse, decode_generation, decode_generation_list
 
 __all__ = [
     "AurousClient",
     "AurousError",
     "RateBudget",
+    "RawJson",
 ]
+
+RawJson = dict[str, Any]
+"""An Aurous answer as parsed JSON, for the endpoints read field by field (billing, webhook
+endpoints); generations are decoded into typed structs instead."""
 
 _RETRYABLE_TYPES = {"rate_limit", "server_error"}
 _LOW_REMAINING = 0.05  # below 5% of the bucket left, spread requests out
 
 
-class AurousError(Exception):
-    """An error answer from Aurous (or no answer at all: type `network`)."""
+class AurousError(ReceiverError):
+    """An error answer from Aurous (or no answer at all: type `network`). `status` is
+    Aurous's; the receiver passes an error on with it, or 502 when Aurous gave none."""
 
     def __init__(
         self,
@@ -44,38 +50,31 @@ class AurousError(Exception):
         param: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
+        extra: dict[str, str | None] | None = None
+        if request_id:
+            extra = {"aurous_request_id": request_id}
+        super().__init__(status, code, message, param=param, extra=extra)
         self.type = type_
-        self.code = code
-        self.message = message
         self.request_id = request_id
-        self.param = param
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+    @property
+    def http_status(self) -> int:
+        return self.status if self.status >= 400 else 502
 
     @property
     def retryable(self) -> bool:
         return self.type in _RETRYABLE_TYPES or self.type == "network"
 
 
-class _ErrorBody(msgspec.Struct):
-    type: str = "server_error"
-    code: str = "unknown"
-    message: str = ""
-    param: str | None = None
-    request_id: str | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: _ErrorBody
-
-
 def _error_from(response: httpx.Response) -> AurousError:
-    try:
-        body = msgspec.json.decode(response.content, type=_ErrorEnvelope).error
-    except msgspec.DecodeError:
+    body = decode_error_envelope(response.content)
+    if body is None:
         fallback = "server_error" if response.status_code >= 500 else "invalid_request"
-        body = _ErrorBody(
+        body = ErrorBody(
             type=fallback, code=f"http_{response.status_code}", message=response.text[:200]
         )
     if response.status_code == 429:
@@ -205,9 +204,7 @@ class AurousClient:
     async def list_generations(
         self, *, starting_after: str | None = None, limit: int = 100
     ) -> tuple[list[GenerationResponse], bool, str | None]:
-        params: dict[str, Any] = {"limit": limit}
-        if starting_after:
-            params["starting_after"] = starting_after
+        params = _list_params(starting_after, limit)
         response = await self._request("GET", "/v1/images", params=params, kind="list")
         return decode_generation_list(response.content)
 
@@ -230,38 +227,34 @@ class AurousClient:
 
     # --- billing -----------------------------------------------------------------------------
 
-    async def balance(self) -> dict[str, Any]:
+    async def balance(self) -> RawJson:
         return await self._json("GET", "/v1/balance", kind="balance")
 
-    async def usage_events(
-        self, *, starting_after: str | None = None, limit: int = 100
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit}
-        if starting_after:
-            params["starting_after"] = starting_after
+    async def usage_events(self, *, starting_after: str | None = None, limit: int = 100) -> RawJson:
+        params = _list_params(starting_after, limit)
         return await self._json("GET", "/v1/usage/events", params=params, kind="usage")
 
     # --- webhook endpoints -------------------------------------------------------------------
 
     async def create_webhook_endpoint(
         self, url: str, events: list[str], description: str | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"url": url, "events": events}
+    ) -> RawJson:
+        body: dict[str, str | list[str]] = {"url": url, "events": events}
         if description:
             body["description"] = description
         return await self._json("POST", "/v1/webhook_endpoints", json=body, kind="endpoint")
 
-    async def rotate_webhook_secret(self, endpoint_id: str) -> dict[str, Any]:
+    async def rotate_webhook_secret(self, endpoint_id: str) -> RawJson:
         path = f"/v1/webhook_endpoints/{endpoint_id}/rotate_secret"
         return await self._json("POST", path, kind="endpoint")
 
-    async def test_webhook(self, endpoint_id: str, event_type: str) -> dict[str, Any]:
+    async def test_webhook(self, endpoint_id: str, event_type: str) -> RawJson:
         path = f"/v1/webhook_endpoints/{endpoint_id}/test"
         return await self._json("POST", path, json={"event_type": event_type}, kind="endpoint")
 
     # --- transport ---------------------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _json(self, method: str, path: str, **kwargs: Any) -> RawJson:
         response = await self._request(method, path, **kwargs)
         data = response.json()
         if not isinstance(data, dict):
@@ -284,7 +277,7 @@ class AurousClient:
     ) -> httpx.Response:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                return await self._attempt(method, path, kind, headers, kwargs)
+                return await self._attempt(method, path, kind, headers, **kwargs)
             except AurousError as error:
                 if not error.retryable or attempt == self._max_attempts:
                     raise
@@ -298,7 +291,7 @@ class AurousClient:
         path: str,
         kind: str,
         headers: Mapping[str, str] | None,
-        kwargs: dict[str, Any],
+        **kwargs: Any,
     ) -> httpx.Response:
         if method == "GET":
             await self.budget.acquire()
@@ -317,6 +310,13 @@ class AurousClient:
         if response.is_success:
             return response
         raise _error_from(response)
+
+
+def _list_params(starting_after: str | None, limit: int) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"limit": limit}
+    if starting_after:
+        params["starting_after"] = starting_after
+    return params
 
 
 def _backoff(attempt: int) -> float:

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,14 @@ from receiver.web.app import create_app
 from storage import gateway
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.records import OutputCounts
+from storage.states import NON_TERMINAL
 
 __all__ = ["run_demo"]
 
 IMAGES, VIDEOS, ELSEWHERE = 24, 6, 10
 SETTLE_TIMEOUT_S = 120
-FAULTS: dict[str, Any] = {
-    "drop_rate": 0.1,
-    "duplicate_rate": 0.05,
-    "reorder_rate": 0.1,
-    "bad_signature_rate": 0.05,
-    "get_5xx_rate": 0.05,
-    "truncate_rate": 0.05,
-    "failed_rate": 0.08,
-    "moderation_rate": 0.04,
-}
+_FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _port(preferred: int) -> int:
@@ -88,7 +82,14 @@ def run_demo(data_dir: Path, receiver_port: int = 8000, simulator_port: int = 89
                 public_url=f"http://127.0.0.1:{sport}",
                 webhook_url=f"http://127.0.0.1:{rport}/webhooks/aurous",
                 webhook_secret=secret,
-                **FAULTS,
+                drop_rate=0.1,
+                duplicate_rate=0.05,
+                reorder_rate=0.1,
+                bad_signature_rate=0.05,
+                get_5xx_rate=0.05,
+                truncate_rate=0.05,
+                failed_rate=0.08,
+                moderation_rate=0.04,
             )
         ),
         sport,
@@ -178,8 +179,8 @@ async def _watch(settings: Settings, expected_jobs: int) -> bool:
         while time.monotonic() - started < SETTLE_TIMEOUT_S:
             jobs, outputs = await _counts(db)
             _show(jobs, outputs, time.monotonic() - started)
-            running = sum(n for s, n in jobs.items() if s in ("pending", "queued", "processing"))
-            if sum(jobs.values()) >= expected_jobs and not running and not outputs.get("pending"):
+            running = sum(n for s, n in jobs.items() if s in NON_TERMINAL)
+            if sum(jobs.values()) >= expected_jobs and not running and not outputs.pending:
                 click.echo("\nsettled.")
                 return True
             await asyncio.sleep(1)
@@ -189,25 +190,18 @@ async def _watch(settings: Settings, expected_jobs: int) -> bool:
         await db.dispose()
 
 
-async def _counts(db: Database) -> tuple[dict[str, int], dict[str, int]]:
-    async with db.read() as conn:
-        jobs = await gateway.count_jobs_by_status(conn)
-        outputs = await gateway.output_counts(conn, at_risk_before=_far_past())
-    return jobs, outputs
-
-
-def _far_past() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _show(jobs: dict[str, int], outputs: dict[str, int], elapsed: float) -> None:
-    by_status = "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())) or "no jobs yet"
-    archive = (
-        f"archived {outputs.get('archived', 0)}  pending {outputs.get('pending', 0)}  "
-        f"lost {outputs.get('lost', 0)}"
+async def _counts(db: Database) -> tuple[dict[str, int], OutputCounts]:
+    return await db.read(
+        lambda conn: (
+            gateway.count_jobs_by_status(conn),
+            gateway.output_counts(conn, at_risk_before=_FAR_PAST),
+        )
     )
+
+
+def _show(jobs: dict[str, int], outputs: OutputCounts, elapsed: float) -> None:
+    by_status = "  ".join(f"{s} {n}" for s, n in sorted(jobs.items())) or "no jobs yet"
+    archive = f"archived {outputs.archived}  pending {outputs.pending}  lost {outputs.lost}"
     line = f"[{elapsed:5.1f}s] jobs: {by_status} | outputs: {archive}"
     end = "\r" if sys.stdout.isatty() else "\n"
     click.echo(line.ljust(110), nl=False)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from receiver.jobs.lifecycle import ObservationResult, is_known
+from storage.records import OutputCounts
+from storage.states import OutputState
 
 __all__ = ["HTTP_METRICS", "HttpMetrics", "Metrics"]
 
@@ -82,11 +87,19 @@ class Metrics:
             total = sum(via.values())
             self.missed_webhooks.labels(day).set((total - via.get("webhook", 0)) / total)
 
-    def set_output_counts(self, counts: dict[str, int]) -> None:
-        for state in ("pending", "archived", "lost", "none"):
-            self.outputs.labels(state).set(counts.get(state, 0))
-        self.archive_at_risk.set(counts.get("at_risk", 0))
-        self.archive_bytes.set(counts.get("bytes", 0))
+    def set_output_counts(self, counts: OutputCounts) -> None:
+        for state in OutputState:
+            self.outputs.labels(state).set(getattr(counts, state))
+        self.archive_at_risk.set(counts.at_risk)
+        self.archive_bytes.set(counts.bytes)
+
+    def count_job_news(self, results: Sequence[ObservationResult]) -> None:
+        """A subscriber to the job tracker: transitions applied, unknown statuses seen."""
+        for result in results:
+            if result.applied:
+                self.transitions.labels(result.source, result.status).inc()
+            if not is_known(result.observed):
+                self.unknown_statuses.labels(result.observed[:32]).inc()
 
 
 class HttpMetrics:

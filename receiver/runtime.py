@@ -1,10 +1,10 @@
-"""Everything a running service holds, opened and closed by the app's lifespan."""
+"""Everything a running service holds, built complete in one step by `open_runtime` and
+closed by the app's lifespan (or by a one-off CLI command)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeAlias
@@ -15,20 +15,18 @@ from litestar.di import NamedDependency
 from receiver.archive.archiver import Archiver
 from receiver.archive.fetch import HostPolicy
 from receiver.aurous import AurousClient, RateBudget
-from receiver.generation import parse_timestamp
+from receiver.gauges import Gauges
 from receiver.ids import new_id
 from receiver.jobs.creation import JobCreator
-from receiver.jobs.lifecycle import ObservationResult, is_known
 from receiver.jobs.reconcile import Reconciler
+from receiver.jobs.tracker import JobTracker
 from receiver.metrics import Metrics
 from receiver.scheduler import Ticker
 from receiver.settings import Settings
 from receiver.spend.audit import Audit, AuditConfig
-from receiver.spend.ledger import SYNCED_KEY
 from receiver.web.auth import resolve_admin_token
 from receiver.webhooks.intake import Intake
 from receiver.webhooks.keyring import SecretStore
-from storage import gateway
 from storage.blobs import BlobStore
 from storage.crypto import (
     SecretBox,
@@ -37,9 +35,7 @@ from storage.crypto import (
     read_or_create_private_file,
 )
 from storage.db import Database
-from storage.gateway import stats
 from storage.migrate import current_revision, head_revision
-from storage.types import utcnow
 
 __all__ = ["NotMigrated", "Runtime", "RuntimeDep", "load_secret_box", "open_runtime"]
 
@@ -51,50 +47,32 @@ class NotMigrated(RuntimeError):
     """The database schema is behind the code."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
     settings: Settings
     db: Database
     secrets: SecretStore
+    tracker: JobTracker
     intake: Intake
     metrics: Metrics
+    gauges: Gauges
     blobs: BlobStore
     http: httpx.AsyncClient
-    aurous: AurousClient | None
+    aurous: AurousClient | None  # None without AUROUS_API_KEY: webhooks only
     archiver: Archiver
+    creator: JobCreator
+    reconciler: Reconciler | None
+    audit: Audit | None
+    ticker: Ticker | None  # None for one-off commands: no background work
     admin_token: str
     head_revision: str | None
-    owner: str
-    creator: JobCreator
-    reconciler: Reconciler | None = field(default=None)
-    audit: Audit | None = field(default=None)
-    ticker: Ticker | None = field(default=None)
+    owner: str  # this replica's name on the leases it takes
 
-    async def refresh_gauges(self) -> None:
-        now = utcnow()
-        async with self.db.read() as conn:
-            counts = await gateway.output_counts(conn, now + timedelta(hours=1))
-            by_day = await stats.terminal_via_by_day(conn, now - timedelta(days=7))
-            findings = await stats.open_findings_by_code(conn)
-            synced = parse_timestamp(await gateway.get_state(conn, SYNCED_KEY))
-        self.metrics.set_output_counts(counts)
-        self.metrics.set_missed_webhooks(by_day)
-        for code, n in findings.items():
-            self.metrics.findings_open.labels(code).set(n)
-        self.metrics.ledger_sync_lag.set((now - synced).total_seconds() if synced else -1)
-        if self.aurous is not None:
-            self.metrics.poll_budget_used.set(self.aurous.budget.used)
-            for kind, n in self.aurous.requests.items():
-                self.metrics.aurous_requests.labels(kind).set(n)
-
-    def after_commit(self, results: Sequence[ObservationResult]) -> None:
-        for result in results:
-            if result.applied:
-                self.metrics.transitions.labels(result.source, result.status).inc()
-            if not is_known(result.observed):
-                self.metrics.unknown_statuses.labels(result.observed[:32]).inc()
-        if self.settings.background and any(r.has_pending_outputs for r in results):
-            self.archiver.kick()
+    async def start(self) -> None:
+        await self.intake.start()
+        await self.archiver.clean_spool()
+        if self.ticker is not None:
+            self.ticker.start()
 
     async def close(self) -> None:
         if self.ticker is not None:
@@ -125,8 +103,7 @@ def load_secret_box(settings: Settings) -> SecretBox:
 
 async def _check_migrated(db: Database) -> str | None:
     head = head_revision()
-    async with db.read() as conn:
-        current = await current_revision(conn)
+    current = await current_revision(db)
     if current != head:
         raise NotMigrated(
             f"database is at revision {current or 'none'}, code expects {head}; "
@@ -147,93 +124,109 @@ def _aurous_client(settings: Settings) -> AurousClient | None:
 
 
 async def open_runtime(settings: Settings) -> Runtime:
+    """Build and start everything; background work only if `settings.background`."""
     db = Database(settings.database_url)
     try:
         head = await _check_migrated(db)
+        secrets = SecretStore(db, load_secret_box(settings))
+        await secrets.bootstrap(settings.bootstrap_secrets)
+        runtime = _build(settings, db, secrets, head)
     except Exception:
         await db.dispose()
         raise
-    secrets = SecretStore(db, load_secret_box(settings))
-    await secrets.bootstrap(settings.bootstrap_secrets)
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime
+
+
+def _build(settings: Settings, db: Database, secrets: SecretStore, head: str | None) -> Runtime:
     owner = new_id("own_")
     aurous = _aurous_client(settings)
+    metrics = Metrics()
+    tracker = JobTracker(db, output_ttl_s=settings.output_ttl_s, aurous=aurous)
     # Output downloads come from Aurous too: its 429s pause the API calls as well.
     hooks = {"response": [aurous.budget.watch]} if aurous else {}
     http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), event_hooks=hooks)
     blobs = BlobStore.from_url(settings.media_url)
+    lease = timedelta(seconds=settings.lease_s)
     archiver = Archiver(
         db,
+        tracker,
         blobs,
         http,
         policy=HostPolicy.for_base(settings.aurous_base_url, settings.download_hosts),
         spool_dir=Path(settings.data_dir) / "spool",
         owner=owner,
-        output_ttl_s=settings.output_ttl_s,
         concurrency=settings.archive_concurrency,
         max_bytes=settings.max_output_bytes,
-        aurous=aurous,
-        lease=timedelta(seconds=settings.lease_s),
+        lease=lease,
         budget=aurous.budget if aurous else None,
     )
-    runtime = Runtime(
+    reconciler = Reconciler(db, tracker, aurous, owner=owner, lease=lease) if aurous else None
+    audit = (
+        Audit(db, tracker, aurous, owner=owner, config=AuditConfig.from_settings(settings))
+        if aurous
+        else None
+    )
+    background = settings.background
+    intake = Intake(
+        tracker,
+        # a low-balance webhook starts an audit pass at once
+        on_events=audit.on_events if audit is not None and background else None,
+        writers=1 if db.is_sqlite else 4,
+    )
+    creator = JobCreator(
+        db, tracker, aurous, repair_after=timedelta(seconds=settings.create_repair_after_s)
+    )
+    gauges = Gauges(db, metrics, aurous)
+    tracker.subscribe(metrics.count_job_news)
+    if background:
+        tracker.subscribe(archiver.on_news)
+    return Runtime(
         settings=settings,
         db=db,
         secrets=secrets,
-        intake=Intake(db, output_ttl_s=settings.output_ttl_s, writers=1 if db.is_sqlite else 4),
-        metrics=Metrics(),
+        tracker=tracker,
+        intake=intake,
+        metrics=metrics,
+        gauges=gauges,
         blobs=blobs,
         http=http,
         aurous=aurous,
         archiver=archiver,
+        creator=creator,
+        reconciler=reconciler,
+        audit=audit,
+        ticker=_ticker(settings, archiver, gauges, reconciler, creator, audit)
+        if background
+        else None,
         admin_token=resolve_admin_token(settings),
         head_revision=head,
         owner=owner,
-        creator=JobCreator(
-            db,
-            aurous,
-            output_ttl_s=settings.output_ttl_s,
-            repair_after=timedelta(seconds=settings.create_repair_after_s),
-        ),
     )
-    if aurous is not None:
-        runtime.reconciler = Reconciler(
-            db,
-            aurous,
-            owner=owner,
-            output_ttl_s=settings.output_ttl_s,
-            on_observed=runtime.after_commit,
-            lease=timedelta(seconds=settings.lease_s),
-        )
-        runtime.audit = Audit(
-            db,
-            aurous,
-            owner=owner,
-            output_ttl_s=settings.output_ttl_s,
-            config=AuditConfig.from_settings(settings),
-            on_observed=runtime.after_commit,
-        )
-        if settings.background:  # a low-balance webhook starts an audit pass at once
-            runtime.intake.add_event_listener(runtime.audit.on_events)
-    runtime.intake.add_listener(runtime.after_commit)
-    await runtime.intake.start()
-    await archiver.clean_spool()
-    if settings.background:
-        runtime.ticker = _start_ticker(runtime)
-    return runtime
 
 
-def _start_ticker(runtime: Runtime) -> Ticker:
+def _ticker(
+    settings: Settings,
+    archiver: Archiver,
+    gauges: Gauges,
+    reconciler: Reconciler | None,
+    creator: JobCreator,
+    audit: Audit | None,
+) -> Ticker:
     ticker = Ticker()
-    tick = runtime.settings.tick_s
-    ticker.every(tick, "archive", runtime.archiver.run_until_idle)
-    ticker.every(tick, "gauges", runtime.refresh_gauges)
-    if runtime.reconciler is not None:
-        ticker.every(runtime.settings.sweep_interval_s, "sweep", runtime.reconciler.sweep)
-        ticker.every(tick, "polls", runtime.reconciler.poll_due)
-        ticker.every(tick, "create-repair", runtime.creator.repair)
-        if runtime.audit is not None:
-            ticker.every(runtime.audit.config.interval_s, "audit", runtime.audit.run)
+    tick = settings.tick_s
+    ticker.every(tick, "archive", archiver.run_until_idle)
+    ticker.every(tick, "gauges", gauges.refresh)
+    if reconciler is not None:
+        ticker.every(settings.sweep_interval_s, "sweep", reconciler.sweep)
+        ticker.every(tick, "polls", reconciler.poll_due)
+        ticker.every(tick, "create-repair", creator.repair)
     else:
         log.warning("AUROUS_API_KEY is not set: no sweeps or polls; webhooks only")
-    ticker.start()
+    if audit is not None:
+        ticker.every(audit.config.interval_s, "audit", audit.run)
     return ticker

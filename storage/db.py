@@ -1,22 +1,44 @@
-"""Engines per dialect. SQLite gets WAL, FULL sync and BEGIN IMMEDIATE for writes, so a
-write transaction takes the write lock up front instead of failing halfway on an upgrade."""
+"""The database: one engine per dialect, and the two ways to use it, `read(work)` and
+`write(work)`, each one transaction.
+
+Work is a plain function of a `Connection`: it runs statements through the gateway and cannot
+await anything, so no transaction is ever held open across an HTTP call or a sleep. That rule
+is the type of `work`, not a convention.
+
+SQLite gets WAL, FULL sync and BEGIN IMMEDIATE for writes (a write transaction takes the write
+lock up front instead of failing halfway on an upgrade). Its writes run in a worker thread on
+a plain sqlite3 connection, one thread hop per transaction; on PostgreSQL the work runs on the
+event loop through SQLAlchemy's greenlet bridge.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeAlias, TypeVar
 
+from sqlalchemy import Connection as SAConnection
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
 T = TypeVar("T")
 
-__all__ = ["Database", "normalize_url"]
+__all__ = [
+    "ConcurrentInsert",
+    "Connection",
+    "Database",
+    "Parameters",
+    "Rows",
+    "normalize_url",
+]
+
+Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+Rows: TypeAlias = "CursorResult[*tuple[Any, ...]]"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -24,6 +46,35 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=30000",
 )
+_RACE_ATTEMPTS = 5
+
+
+class Connection(Protocol):
+    """All the gateway asks of a connection: the dialect's name, and running one statement
+    inside the transaction the caller opened."""
+
+    @property
+    def dialect_name(self) -> str: ...
+
+    def execute(self, statement: Executable, parameters: Parameters | None = None) -> Rows: ...
+
+
+class ConcurrentInsert(RuntimeError):
+    """Another transaction inserted a row this one meant to create; run it again (it will
+    then see that row)."""
+
+
+class _Transaction:
+    """A SQLAlchemy connection seen through `Connection`."""
+
+    __slots__ = ("_connection", "dialect_name")
+
+    def __init__(self, connection: SAConnection) -> None:
+        self._connection = connection
+        self.dialect_name = connection.dialect.name
+
+    def execute(self, statement: Executable, parameters: Parameters | None = None) -> Rows:
+        return self._connection.execute(statement, parameters)
 
 
 def normalize_url(url: str) -> str:
@@ -42,55 +93,48 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    """One engine and the ways to use it: `read()` and `write()` transactions, and
-    `write_batch()` for the hot path's writes."""
-
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine: AsyncEngine = _create_engine(self.url, echo=echo)
         self._sqlite_writer = asyncio.Lock()
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one read transaction."""
         async with self.engine.connect() as conn, conn.begin():
-            yield conn
+            return await conn.run_sync(_run, work)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one write transaction, committed when it returns, rolled back if it
+        raises."""
         if not self.is_sqlite:
             async with self.engine.connect() as conn, conn.begin():
-                yield conn
-            return
+                return await conn.run_sync(_run, work)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # instead of meeting at the file lock, where a loser sleeps in SQLite's busy handler
         # (1 ms, 2 ms, 5 ms, ...) long after the lock is free. Other processes (the CLI)
         # still wait through busy_timeout.
-        async with self._sqlite_writer, self.engine.connect() as conn:
-            await conn.execution_options(sqlite_immediate=True)
-            async with conn.begin():
-                yield conn
-
-    async def write_batch(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """`work` in one write transaction, for the hot path (webhook intake).
-
-        On SQLite the whole transaction runs in one worker thread on a plain sqlite3
-        connection: one thread hop per transaction instead of one per statement, each of
-        which waits for a turn of the busy event loop. `work` is ordinary gateway code; it
-        may await `conn.execute` and nothing else (each call completes at once).
-        """
-        if not self.is_sqlite:
-            async with self.write() as conn:
-                return await work(conn)
         async with self._sqlite_writer:
             return await asyncio.to_thread(self._write_in_thread, work)
 
-    def _write_in_thread(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def write_retrying_races(
+        self, work: Callable[[Connection], T], *, attempts: int = _RACE_ATTEMPTS
+    ) -> T:
+        """`write(work)`, run again when another replica inserted one of its rows at the same
+        moment (`ConcurrentInsert`): the next attempt sees that row."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.write(work)
+            except ConcurrentInsert:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_in_thread(self, work: Callable[[Connection], T]) -> T:
         with self._sqlite_sync_engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)
             with conn.begin():
-                immediate = cast(AsyncConnection, _ImmediateConnection(conn))
-                return _run_without_suspending(work(immediate))
+                return _run(conn, work)
 
     @cached_property
     def _sqlite_sync_engine(self) -> Engine:
@@ -109,25 +153,14 @@ class Database:
             self._sqlite_sync_engine.dispose()
 
 
-class _ImmediateConnection:
-    """Stands in for an AsyncConnection over a sync one: `execute` is done when awaited."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters)
-
-
-def _run_without_suspending(work: Awaitable[T]) -> T:
-    coroutine = cast(Coroutine[Any, Any, T], work)
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return cast(T, done.value)
-    coroutine.close()
-    raise RuntimeError("write_batch work awaited something other than conn.execute")
+def _run(connection: SAConnection, work: Callable[[Connection], T]) -> T:
+    result = work(_Transaction(connection))
+    if inspect.isawaitable(result):
+        # Raising rolls the transaction back: nothing half-done is committed.
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError("database work must be a plain function: it may not await")
+    return result
 
 
 def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
@@ -153,6 +186,6 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _on_sqlite_begin(conn: Connection) -> None:
+def _on_sqlite_begin(conn: SAConnection) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -9,7 +9,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database
 
@@ -50,5 +49,11 @@ def _upgrade_on(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-async def current_revision(conn: AsyncConnection) -> str | None:
-    return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+async def current_revision(db: Database) -> str | None:
+    """The schema's revision; raises if the database cannot be reached."""
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_revision_on)
+
+
+def _revision_on(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()

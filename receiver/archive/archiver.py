@@ -11,21 +11,23 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-from sqlalchemy import Row
 
 from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, download
-from receiver.aurous import AurousClient, AurousError, RateBudget
-from receiver.jobs.lifecycle import Observation, observe
+from receiver.aurous import RateBudget
+from receiver.errors import ReceiverError
+from receiver.jobs.lifecycle import ObservationResult
+from receiver.jobs.tracker import JobTracker
 from storage import gateway
 from storage.blobs import BlobStore
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import OutputFinish, OutputRecord
+from storage.states import OutputState
 from storage.types import utcnow
 
 __all__ = ["ArchiveOutcome", "Archiver", "retry_delay"]
@@ -62,34 +64,37 @@ class Archiver:
     def __init__(
         self,
         db: Database,
+        tracker: JobTracker,
         blobs: BlobStore,
         http: httpx.AsyncClient,
         *,
         policy: HostPolicy,
         spool_dir: Path,
         owner: str,
-        output_ttl_s: int,
         concurrency: int = 4,
         max_bytes: int = 8 << 30,
-        aurous: AurousClient | None = None,
         lease: timedelta = timedelta(seconds=60),
         budget: RateBudget | None = None,
     ) -> None:
         self._lease = lease
         self._budget = budget  # Aurous's 429 pause applies to downloads from it too
         self._db = db
+        self._tracker = tracker
         self._blobs = blobs
         self._http = http
         self._policy = policy
         self._spool_dir = spool_dir
         self._owner = owner
-        self._ttl_s = output_ttl_s
         self._concurrency = concurrency
         self._max_bytes = max_bytes
-        self._aurous = aurous
         self._slots = asyncio.Semaphore(concurrency)
         self._wanted = asyncio.Event()
         self._running: asyncio.Task[ArchiveOutcome] | None = None
+
+    def on_news(self, results: Sequence[ObservationResult]) -> None:
+        """A subscriber to job news: outputs to archive arrived, archive them now."""
+        if any(r.has_pending_outputs for r in results):
+            self.kick()
 
     def kick(self) -> None:
         """Archive now (e.g. right after a webhook committed a succeeded job)."""
@@ -112,21 +117,22 @@ class Archiver:
                 return total
 
     async def run_due(self) -> ArchiveOutcome:
-        now = utcnow()
-        claimed = await self._db.write_batch(
-            lambda conn: gateway.claim_outputs(
-                conn,
-                owner=self._owner,
-                now=now,
-                lease_until=now + self._lease,
-                limit=self._concurrency * 2,
-            )
-        )
+        claimed = await self._db.write(self._claim)
         outcome = ArchiveOutcome()
         await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
         return outcome
 
-    async def _archive(self, row: Row[Any], outcome: ArchiveOutcome) -> None:
+    def _claim(self, conn: Connection) -> list[OutputRecord]:
+        now = utcnow()
+        return gateway.claim_outputs(
+            conn,
+            owner=self._owner,
+            now=now,
+            lease_until=now + self._lease,
+            limit=self._concurrency * 2,
+        )
+
+    async def _archive(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
         async with self._slots:
             heartbeat = asyncio.create_task(self._keep_lease(row.id))
             try:
@@ -139,14 +145,14 @@ class Archiver:
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
 
-    async def _archive_leased(self, row: Row[Any], outcome: ArchiveOutcome) -> None:
+    async def _archive_leased(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
         try:
             result = await self._download(row.source_url, row.id)
         except DownloadError as error:
             if error.code == "output_expired" or error.status == 410:
                 fresh = await self._fresh_url(row)
                 if fresh is None:
-                    return await self._finish(row, "lost", str(error), outcome)
+                    return await self._finish(row, OutputState.LOST, str(error), outcome)
                 try:
                     result = await self._download(fresh, row.id)
                 except DownloadError as again:
@@ -166,79 +172,78 @@ class Archiver:
             self._http, url, spool, policy=self._policy, max_bytes=self._max_bytes
         )
 
-    async def _store(self, row: Row[Any], result: Downloaded, outcome: ArchiveOutcome) -> None:
+    async def _store(self, row: OutputRecord, result: Downloaded, outcome: ArchiveOutcome) -> None:
         await self._blobs.adopt_file(result.path, result.sha256, result.content_type)
-        values = {
-            "state": "archived",
-            "sha256": result.sha256,
-            "size": result.size,
-            "content_type": result.content_type,
-            "archived_at": utcnow(),
-            "last_error": None,
-            "next_attempt_at": None,
-        }
-        finished = await self._record(row, values)
+        archived = OutputFinish(
+            state=OutputState.ARCHIVED,
+            sha256=result.sha256,
+            size=result.size,
+            content_type=result.content_type,
+            archived_at=utcnow(),
+            last_error=None,
+            next_attempt_at=None,
+        )
+        finished = await self._record(row, archived)
         result.path.unlink(missing_ok=True)
         if finished:
             outcome.archived += 1
             outcome.bytes += result.size
 
-    async def _failed(self, row: Row[Any], error: DownloadError, outcome: ArchiveOutcome) -> None:
+    async def _failed(
+        self, row: OutputRecord, error: DownloadError, outcome: ArchiveOutcome
+    ) -> None:
         if error.code == "output_not_available" or error.status == 422:
-            return await self._finish(row, "none", str(error), outcome)
+            return await self._finish(row, OutputState.NONE, str(error), outcome)
         if error.permanent or error.status == 410:
-            return await self._finish(row, "lost", str(error), outcome)
+            return await self._finish(row, OutputState.LOST, str(error), outcome)
         await self._retry(row, str(error), outcome, at_least=error.retry_after or 0.0)
 
     async def _retry(
-        self, row: Row[Any], error: str, outcome: ArchiveOutcome, at_least: float = 0.0
+        self, row: OutputRecord, error: str, outcome: ArchiveOutcome, at_least: float = 0.0
     ) -> None:
         now = utcnow()
         if now > row.deadline + GIVE_UP_AFTER_DEADLINE:
-            return await self._finish(row, "lost", f"gave up after the deadline: {error}", outcome)
+            reason = f"gave up after the deadline: {error}"
+            return await self._finish(row, OutputState.LOST, reason, outcome)
         delay = max(at_least, retry_delay(row.attempts, past_deadline=now > row.deadline))
-        values = {"last_error": error[:500], "next_attempt_at": now + timedelta(seconds=delay)}
-        await self._record(row, values)
+        later = OutputFinish(last_error=error[:500], next_attempt_at=now + timedelta(seconds=delay))
+        await self._record(row, later)
         outcome.retry += 1
         outcome.errors.append(error)
 
-    async def _record(self, row: Row[Any], values: dict[str, Any]) -> bool:
+    async def _record(self, row: OutputRecord, finish: OutputFinish) -> bool:
         """Write an attempt's outcome, fenced on our lease; False if the lease was lost."""
-        return await self._db.write_batch(
-            lambda conn: gateway.finish_output(conn, row.id, self._owner, values)
-        )
+        return await self._tracker.finish_output(row.id, self._owner, finish)
 
-    async def _finish(self, row: Row[Any], state: str, error: str, outcome: ArchiveOutcome) -> None:
+    async def _finish(
+        self, row: OutputRecord, state: OutputState, error: str, outcome: ArchiveOutcome
+    ) -> None:
         await self._record(
-            row, {"state": state, "last_error": error[:500], "next_attempt_at": None}
+            row, OutputFinish(state=state, last_error=error[:500], next_attempt_at=None)
         )
         (self._spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
         setattr(outcome, state, getattr(outcome, state) + 1)
-        if state == "lost":
+        if state == OutputState.LOST:
             log.warning("output %s of %s is lost: %s", row.position, row.job_id, error)
 
-    async def _fresh_url(self, row: Row[Any]) -> str | None:
+    async def _fresh_url(self, row: OutputRecord) -> str | None:
         """Re-GET the job once; the new URL if Aurous minted a different one."""
-        if self._aurous is None:
-            return None
         try:
-            generation = await self._aurous.get_generation(row.job_id)
-        except AurousError as error:
+            generation, _ = await self._tracker.refresh(row.job_id)
+        except ReceiverError as error:  # Aurous's answer, or no Aurous to ask
             log.info("could not refresh %s after 410: %s", row.job_id, error)
             return None
-        await observe(
-            self._db, [Observation(generation, "poll", utcnow())], output_ttl_s=self._ttl_s
-        )
         urls = generation.output_sources()
         fresh = urls[row.position] if row.position < len(urls) else None
         return fresh if fresh and fresh != row.source_url else None
 
     async def _keep_lease(self, output_id: int) -> None:
+        def extend(conn: Connection) -> bool:
+            return gateway.extend_output_lease(conn, output_id, self._owner, utcnow() + self._lease)
+
         while True:
             await asyncio.sleep(self._lease.total_seconds() / 3)
-            async with self._db.write() as conn:
-                until = utcnow() + self._lease
-                await gateway.extend_output_lease(conn, output_id, self._owner, until)
+            await self._db.write(extend)
 
     async def clean_spool(self) -> None:
         """Remove spool files of outputs that are no longer pending (at start-up). A pending
@@ -247,8 +252,8 @@ class Archiver:
         spools.pop(None, None)
         if not spools:
             return
-        async with self._db.read() as conn:
-            pending = await gateway.pending_output_ids(conn, [i for i in spools if i is not None])
+        ids = [i for i in spools if i is not None]
+        pending = await self._db.read(lambda conn: gateway.pending_output_ids(conn, ids))
         for output_id, path in spools.items():
             if output_id not in pending:
                 path.unlink(missing_ok=True)

@@ -14,7 +14,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-import msgspec
+
+from receiver.errors import decode_error_envelope
 
 __all__ = ["DownloadError", "Downloaded", "HostPolicy", "download"]
 
@@ -97,15 +98,6 @@ async def _refuse_private(host: str, port: int) -> None:
         address = ipaddress.ip_address(sockaddr[0])
         if not address.is_global:
             raise DownloadError(f"{host} resolves to non-public {address}", permanent=True)
-
-
-class _ErrorBody(msgspec.Struct):
-    code: str | None = None
-    message: str | None = None
-
-
-class _Envelope(msgspec.Struct):
-    error: _ErrorBody
 
 
 async def download(
@@ -302,17 +294,14 @@ async def _open(
 
 
 def _error(response: httpx.Response) -> DownloadError:
-    try:
-        body = msgspec.json.decode(response.content, type=_Envelope).error
-    except msgspec.DecodeError:
-        body = _ErrorBody()
+    body = decode_error_envelope(response.content)
     status = response.status_code
-    code = body.code or ("output_expired" if status == 410 else None)
+    code = (body.code if body else None) or ("output_expired" if status == 410 else None)
     permanent = status in (410, 422) or (400 <= status < 500 and status not in (404, 408, 429))
     message = (
         f"HTTP {status}"
         + (f" {code}" if code else "")
-        + (f": {body.message}" if body.message else "")
+        + (f": {body.message}" if body and body.message else "")
     )
     retry_after = response.headers.get("retry-after", "")
     return DownloadError(

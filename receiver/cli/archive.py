@@ -33,8 +33,7 @@ def archive_verify(ctx: click.Context) -> None:
     blobs = BlobStore.from_url(settings.media_url)
 
     async def verify(db: Database) -> tuple[int, int, list[str]]:
-        async with db.read() as conn:
-            rows = await gateway.archived_blobs(conn)
+        rows = await db.read(gateway.archived_blobs)
         problems: list[str] = []
         total = 0
         with click.progressbar(rows, label="verifying", file=sys.stderr) as bar:

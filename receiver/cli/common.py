@@ -8,6 +8,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import click
+import msgspec
 
 from receiver.settings import Settings, SettingsError
 from storage.db import Database
@@ -17,6 +18,7 @@ __all__ = [
     "ReceiverGroup",
     "migrated_db",
     "open_runtime",
+    "print_json",
     "print_table",
     "run",
     "settings_from",
@@ -53,8 +55,11 @@ def settings_from(ctx: click.Context) -> Settings:
 
 async def migrated_db(settings: Settings) -> Database:
     db = Database(settings.database_url)
-    async with db.read() as conn:
-        current = await current_revision(conn)
+    try:
+        current = await current_revision(db)
+    except BaseException:
+        await db.dispose()
+        raise
     if current != head_revision():
         await db.dispose()
         raise click.ClickException("the database is not migrated; run `aurous-receiver migrate`")
@@ -78,6 +83,11 @@ async def open_runtime(settings: Settings) -> Any:
 
 def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def print_json(value: object) -> None:
+    """What the API would answer, indented (records and views encode as the API's JSON)."""
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
 
 
 def print_table(rows: Sequence[Sequence[str]]) -> None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
+import msgspec
 
-from receiver.cli.common import (
-    print_table,
-    run,
-    settings_from,
-    with_db,
-)
+from receiver.cli.common import print_json, print_table, run, settings_from, when, with_db
+from receiver.generation import JOB_ID_PATTERN
 from receiver.jobs import views as jobs
+from receiver.jobs.tracker import JobTracker
 from storage.db import Database
 
 __all__ = ["jobs_group"]
@@ -41,21 +36,21 @@ def jobs_list(
         )
     )
     if as_json:
-        click.echo(json.dumps(page, indent=2))
+        print_json(page)
         return
     table = [("ID", "KIND", "STATUS", "SEEN VIA", "COST", "OUTPUTS", "CREATED")]
-    for job in page["data"]:
-        states = ",".join(o["state"] for o in job["outputs"]) or "-"
-        amount = job["cost"]["amount"]
+    for job in page.data:
+        states = ",".join(o.state for o in job.outputs) or "-"
+        amount = job.cost.amount
         table.append(
             (
-                job["id"],
-                job["kind"],
-                job["status"],
-                job["first_seen_via"],
+                job.id,
+                job.kind,
+                job.status,
+                job.first_seen_via,
                 "-" if amount is None else f"{amount:g}",
                 states,
-                job["created_at"] or "-",
+                when(job.created_at),
             )
         )
     print_table(table)
@@ -67,16 +62,13 @@ def jobs_list(
 def jobs_show(ctx: click.Context, job_id: str) -> None:
     """Show one job with its outputs and event history (JSON)."""
 
-    async def fetch(db: Database) -> dict[str, Any] | None:
-        job = await jobs.get_job(db, job_id)
-        if job is not None:
-            job["events"] = await jobs.job_events(db, job_id)
-        return job
+    async def fetch(db: Database) -> tuple[jobs.Job | None, list[jobs.JobEvent] | None]:
+        return await jobs.get_job(db, job_id), await jobs.job_events(db, job_id)
 
-    job = run(with_db(settings_from(ctx), fetch))
+    job, events = run(with_db(settings_from(ctx), fetch))
     if job is None:
         raise click.ClickException(f"no job {job_id!r} is tracked here")
-    click.echo(json.dumps(job, indent=2))
+    print_json(msgspec.to_builtins(job) | {"events": events})
 
 
 @jobs_group.command("track")
@@ -84,9 +76,14 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 @click.pass_context
 def jobs_track(ctx: click.Context, job_id: str) -> None:
     """Start tracking JOB_ID (img_… or vid_…); polling fills in its state."""
-    from receiver.web.routes.jobs import JOB_ID
-
-    if not JOB_ID.match(job_id):
+    if not JOB_ID_PATTERN.match(job_id):
         raise click.BadParameter("must look like img_… or vid_…", param_hint="JOB_ID")
-    job, created = run(with_db(settings_from(ctx), lambda db: jobs.track(db, job_id)))
-    click.echo(f"{'now tracking' if created else 'already tracked'}: {job['id']} ({job['status']})")
+
+    async def track(db: Database) -> tuple[bool, jobs.Job | None]:
+        created = await JobTracker(db, output_ttl_s=settings.output_ttl_s).track(job_id)
+        return created, await jobs.get_job(db, job_id)
+
+    settings = settings_from(ctx)
+    created, job = run(with_db(settings, track))
+    status = job.status if job else "unknown"
+    click.echo(f"{'now tracking' if created else 'already tracked'}: {job_id} ({status})")

@@ -61,8 +61,7 @@ async def _migrate(settings: Settings) -> str | None:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        async with db.read() as conn:
-            return await current_revision(conn)
+        return await current_revision(db)
     finally:
         await db.dispose()
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
+import msgspec
 
-from receiver.cli.common import open_runtime, print_table, run, settings_from, with_db
+from receiver.cli.common import open_runtime, print_json, print_table, run, settings_from, with_db
+from receiver.errors import ReceiverError
 from receiver.spend import reports
 from receiver.spend.rules import credits_text
 from storage.db import Database
@@ -23,6 +24,7 @@ from storage.types import utcnow
 __all__ = ["spend"]
 
 _LEASE_WAITS = 90  # seconds to wait for another pass (a running service's) to end
+_MONEY = ("charged", "held", "released", "refunded")
 
 
 def _db_action(ctx: click.Context, action: Any) -> Any:
@@ -33,8 +35,8 @@ def _checked(report: Any) -> Any:
     async def go(db: Database) -> Any:
         try:
             return await report(db)
-        except reports.ReportError as exc:
-            raise click.BadParameter(str(exc), param_hint=f"--{exc.param}") from None
+        except ReceiverError as exc:
+            raise click.BadParameter(exc.message, param_hint=f"--{exc.param}") from None
 
     return go
 
@@ -69,7 +71,7 @@ def spend_report(
 ) -> None:
     """Credits charged, held, released and refunded per day, kind, model or status."""
 
-    async def report(db: Database) -> tuple[dict[str, Any], reports.Runway]:
+    async def report(db: Database) -> tuple[reports.SpendSummary, reports.Runway]:
         start = reports.parse_moment(since, "since")
         end = reports.parse_moment(until, "until")
         summary = await reports.summary(db, by, start, end)
@@ -77,7 +79,7 @@ def spend_report(
 
     summary, runway = _db_action(ctx, _checked(report))
     if fmt == "json":
-        click.echo(json.dumps({**summary, "runway": runway.view()}, indent=2))
+        print_json(msgspec.to_builtins(summary) | {"runway": runway.view()})
     elif fmt == "csv":
         _write_csv(summary)
     else:
@@ -85,20 +87,26 @@ def spend_report(
         click.echo(reports.runway_line(runway))
 
 
-def _summary_rows(summary: dict[str, Any]) -> list[Sequence[str]]:
-    money = ("charged", "held", "released", "refunded")
-    rows: list[Sequence[str]] = [(summary["by"].upper(), *(m.upper() for m in money), "JOBS")]
-    for group in [*summary["groups"], {"key": "total", **summary["total"]}]:
-        rows.append((str(group["key"]), *(_credits(group[m]) for m in money), str(group["jobs"])))
+def _groups(summary: reports.SpendSummary) -> list[tuple[str, reports.Money]]:
+    return [*((g.key, g) for g in summary.groups), ("total", summary.total)]
+
+
+def _summary_rows(summary: reports.SpendSummary) -> list[Sequence[str]]:
+    rows: list[Sequence[str]] = [(summary.by.upper(), *(m.upper() for m in _MONEY), "JOBS")]
+    for key, money in _groups(summary):
+        rows.append((key, *_amounts(money), str(money.jobs)))
     return rows
 
 
-def _write_csv(summary: dict[str, Any]) -> None:
+def _write_csv(summary: reports.SpendSummary) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow((summary["by"], "charged", "held", "released", "refunded", "jobs"))
-    for group in [*summary["groups"], {"key": "total", **summary["total"]}]:
-        money = (_credits(group[m]) for m in ("charged", "held", "released", "refunded"))
-        writer.writerow((group["key"], *money, group["jobs"]))
+    writer.writerow((summary.by, *_MONEY, "jobs"))
+    for key, money in _groups(summary):
+        writer.writerow((key, *_amounts(money), money.jobs))
+
+
+def _amounts(money: reports.Money) -> list[str]:
+    return [_credits(getattr(money, name)) for name in _MONEY]
 
 
 @spend.command("findings")
@@ -109,9 +117,9 @@ def _write_csv(summary: dict[str, Any]) -> None:
 @click.pass_context
 def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
     """Where money and jobs disagree, each with its job, amounts and reason."""
-    found = _db_action(ctx, _checked(lambda db: reports.findings(db, status)))["data"]
+    found = _db_action(ctx, _checked(lambda db: reports.findings(db, status))).data
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        print_json(found)
         return
     if not found:
         click.echo(f"no {status if status != 'all' else ''} findings".replace("  ", " "))
@@ -120,13 +128,13 @@ def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
     for f in found:
         rows.append(
             (
-                str(f["id"]),
-                f["code"],
-                f["job_id"] or f["subject"],
-                _credits(f["expected"]),
-                _credits(f["actual"]),
-                (f["first_seen_at"] or "")[:19],
-                f["reason"] + (f" [{f['action']}]" if f["action"] else ""),
+                str(f.id),
+                f.code,
+                f.job_id or f.subject,
+                _credits(f.expected),
+                _credits(f.actual),
+                f.first_seen_at.strftime("%Y-%m-%dT%H:%M:%S"),
+                f.reason + (f" [{f.action}]" if f.action else ""),
             )
         )
     _table(rows)

@@ -1,53 +1,62 @@
-"""The job state machine and `record_observations`, the one path by which job state changes.
+"""The job state machine and the plan of writes a batch of observations amounts to. Pure: no
+I/O. The job tracker (`receiver.jobs.tracker`) reads the jobs, asks for a plan, and writes it.
 
 Status only moves forward (pending < queued < processing < terminal); a terminal status never
 changes; a different terminal status arriving later is kept as an unapplied event. News may
 come by webhook, poll, sweep or the create call, in any order and any number of times.
 
-Observations are applied in batches: the jobs are read (and on PostgreSQL locked) once, each
-observation is decided in order in memory, and the changes are written with one statement per
-kind of change. A batch of one is the same path.
+A batch is decided in arrival order in memory, then written with one statement per kind of
+change. A batch of one is the same path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receiver.generation import GenerationResponse, generation_kind, parse_timestamp, to_micros
-from storage import gateway
-from storage.db import Database
+from receiver.generation import (
+    GenerationResponse,
+    generation_kind,
+    kind_of_id,
+    parse_timestamp,
+    to_micros,
+)
+from storage.records import (
+    UNSET,
+    JobRecord,
+    JobUpdate,
+    NewJob,
+    NewJobEvent,
+    NewOutput,
+    changed_fields,
+)
+from storage.states import NON_TERMINAL, TERMINAL, CostState, JobKind, JobStatus, OutputState
 
 __all__ = [
     "NON_TERMINAL",
     "TERMINAL",
-    "ConcurrentInsert",
     "Decision",
+    "JobChanges",
     "Observation",
     "ObservationResult",
     "decide",
-    "observe",
+    "is_known",
+    "plan",
     "poll_interval",
-    "record_observation",
-    "record_observations",
     "source_kind",
-    "track_job",
-    "write_retrying_races",
+    "tracked_job",
 ]
 
-T = TypeVar("T")
-
-NON_TERMINAL = ("pending", "queued", "processing")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "moderation_rejected"})
-_RANK = {status: rank for rank, status in enumerate(NON_TERMINAL)} | dict.fromkeys(TERMINAL, 3)
+_RANK: dict[str, int] = {status: rank for rank, status in enumerate(NON_TERMINAL)}
+_RANK |= dict.fromkeys(TERMINAL, 3)
 _UNKNOWN_RANK = -1
-EXPECTED_DURATION = {"image": timedelta(seconds=30), "video": timedelta(minutes=3)}
+EXPECTED_DURATION: dict[str, timedelta] = {
+    JobKind.IMAGE: timedelta(seconds=30),
+    JobKind.VIDEO: timedelta(minutes=3),
+}
 POLL_INTERVAL_CAP = timedelta(minutes=30)
 
 
@@ -57,10 +66,6 @@ def poll_interval(kind: str, attempts: int) -> timedelta:
     expected = EXPECTED_DURATION.get(kind, timedelta(minutes=1))
     interval: timedelta = expected * 2 ** min(attempts, 16)
     return min(POLL_INTERVAL_CAP, interval)
-
-
-class ConcurrentInsert(RuntimeError):
-    """Another transaction created one of these jobs first; retry the transaction."""
 
 
 def rank(status: str) -> int:
@@ -85,7 +90,7 @@ def decide(current: str | None, observed: str) -> Decision:
         return Decision(apply=True, event_note="first seen" if is_known(observed) else unknown)
     if current in TERMINAL:
         if observed == current:
-            return Decision(apply=False, refresh_outputs=observed == "succeeded")
+            return Decision(apply=False, refresh_outputs=observed == JobStatus.SUCCEEDED)
         if observed in TERMINAL:
             return Decision(apply=False, event_note=f"contradiction: {observed} after {current}")
         return Decision(apply=False)  # a late non-terminal report: stale, nothing to do
@@ -120,32 +125,45 @@ def source_kind(source: str) -> str:
     return source.split(":", 1)[0]
 
 
-async def record_observation(
-    conn: AsyncConnection, observation: Observation, *, output_ttl_s: int
-) -> ObservationResult:
-    [result] = await record_observations(conn, [observation], output_ttl_s=output_ttl_s)
-    return result
+@dataclass
+class JobChanges:
+    """The typed writes a batch of observations amounts to."""
+
+    new_jobs: dict[str, NewJob] = field(default_factory=dict)
+    updates: dict[str, JobUpdate] = field(default_factory=dict)
+    events: list[NewJobEvent] = field(default_factory=list)
+    outputs: list[NewOutput] = field(default_factory=list)
 
 
-async def record_observations(
-    conn: AsyncConnection, observations: Sequence[Observation], *, output_ttl_s: int
-) -> list[ObservationResult]:
-    """Apply observations, in order, inside the caller's transaction.
+def plan(
+    existing: Mapping[str, JobRecord], observations: Sequence[Observation], output_ttl_s: int
+) -> tuple[list[ObservationResult], JobChanges]:
+    """Decide `observations` in order against the jobs as stored (`existing`)."""
+    planner = _Planner(existing, output_ttl_s)
+    results = [planner.observe(observation) for observation in observations]
+    return results, planner.finish()
 
-    Raises `ConcurrentInsert` when another transaction created one of the jobs meanwhile
-    (PostgreSQL only); the caller retries its transaction, which then sees that job.
-    """
-    if not observations:
-        return []
-    existing = await gateway.lock_jobs(conn, list({o.generation.id for o in observations}))
-    plan = _Plan(existing, output_ttl_s)
-    results = [plan.observe(observation) for observation in observations]
-    await plan.write(conn)
-    return results
+
+def tracked_job(job_id: str, at: datetime) -> tuple[NewJob, NewJobEvent]:
+    """A job known only by its id, to be polled for its state."""
+    job = NewJob(
+        id=job_id,
+        kind=kind_of_id(job_id),
+        status=JobStatus.PENDING,
+        terminal=False,
+        first_seen_via="api",
+        first_seen_at=at,
+        last_observed_at=at,
+        next_poll_at=at,
+    )
+    event = NewJobEvent(job_id, at, "api", None, JobStatus.PENDING, True, "tracked by id")
+    return job, event
 
 
 @dataclass(slots=True)
 class _JobState:
+    """The planner's working view of one job."""
+
     status: str
     kind: str
     created_at: datetime | None
@@ -153,81 +171,81 @@ class _JobState:
     next_poll_at: datetime | None = None
     poll_attempts: int = 0
 
-    @classmethod
-    def of(cls, row: Row[Any]) -> _JobState:
-        return cls(
-            row.status,
-            row.kind,
-            row.created_at,
-            row.completed_at,
-            row.next_poll_at,
-            row.poll_attempts,
-        )
-
 
 @dataclass
-class _Plan:
-    """The writes a batch of observations amounts to, decided in memory in arrival order."""
-
-    existing: dict[str, Row[Any]]
+class _Planner:
+    existing: Mapping[str, JobRecord]
     output_ttl_s: int
     states: dict[str, _JobState] = field(default_factory=dict)
-    new_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changes: JobChanges = field(default_factory=JobChanges)
     observed: dict[str, datetime] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    outputs: dict[str, list[NewOutput]] = field(default_factory=dict)
 
     def observe(self, observation: Observation) -> ObservationResult:
-        job_id = observation.generation.id
-        known = self._state(job_id)
-        decision = decide(known.status if known else None, observation.generation.status)
+        generation = observation.generation
+        known = self._state(generation.id)
+        decision = decide(known.status if known else None, generation.status)
         created = known is None
-        if known is None:
-            values = self.new_jobs[job_id] = _new_job_values(observation)
-            state = self.states[job_id] = _JobState(
-                values["status"],
-                values["kind"],
-                values["created_at"],
-                values["completed_at"],
-                values["next_poll_at"],
-            )
-        else:
-            state = known
-        if decision.apply and not created:
-            self._change(job_id, _transition_values(observation, state))
+        state = known or self._create(observation)
         previous = None if created else state.status
         if decision.apply and not created:
-            state.status = observation.generation.status
-        self._note_observed(job_id, observation.observed_at)
-        self._schedule_poll(job_id, state, observation.observed_at)
+            self._change(generation.id, _transition(observation, state))
+            state.status = generation.status
+        self._note_observed(generation.id, observation.observed_at)
+        self._schedule_poll(generation.id, state, observation.observed_at)
         if decision.event_note is not None:
-            self.events.append(_event_row(observation, previous, decision))
+            self.changes.events.append(_event(observation, previous, decision))
         pending = self._plan_outputs(observation, state, decision)
         return ObservationResult(
-            job_id,
+            generation.id,
             state.status,
             decision.apply,
             created,
             pending,
             source_kind(observation.source),
-            observation.generation.status,
+            generation.status,
         )
 
+    def finish(self) -> JobChanges:
+        for job_id, at in self.observed.items():
+            self._change(job_id, JobUpdate(last_observed_at=at))
+        self.changes.outputs = [row for rows in self.outputs.values() for row in rows]
+        return self.changes
+
     def _state(self, job_id: str) -> _JobState | None:
-        if job_id not in self.states and job_id in self.existing:
-            self.states[job_id] = _JobState.of(self.existing[job_id])
+        if job_id not in self.states and (job := self.existing.get(job_id)) is not None:
+            self.states[job_id] = _JobState(
+                job.status,
+                job.kind,
+                job.created_at,
+                job.completed_at,
+                job.next_poll_at,
+                job.poll_attempts,
+            )
         return self.states.get(job_id)
 
-    def _change(self, job_id: str, values: dict[str, Any]) -> None:
-        target = self.new_jobs.get(job_id)
-        if target is None:
-            target = self.changes.setdefault(job_id, {})
-        target.update(values)
+    def _create(self, observation: Observation) -> _JobState:
+        job = _new_job(observation)
+        self.changes.new_jobs[job.id] = job
+        state = _JobState(job.status, job.kind, job.created_at, job.completed_at, job.next_poll_at)
+        self.states[job.id] = state
+        return state
+
+    def _change(self, job_id: str, change: JobUpdate) -> None:
+        values = changed_fields(change)
+        new_job = self.changes.new_jobs.get(job_id)
+        if new_job is not None:
+            self.changes.new_jobs[job_id] = msgspec.structs.replace(new_job, **values)
+        else:
+            current = self.changes.updates.get(job_id, JobUpdate())
+            self.changes.updates[job_id] = msgspec.structs.replace(current, **values)
         state = self.states[job_id]
-        state.completed_at = target.get("completed_at", state.completed_at)
-        state.created_at = target.get("created_at", state.created_at)
-        state.kind = target.get("kind", state.kind)
+        if change.completed_at is not UNSET:
+            state.completed_at = change.completed_at
+        if change.created_at is not UNSET:
+            state.created_at = change.created_at
+        if change.kind is not UNSET:
+            state.kind = change.kind
 
     def _note_observed(self, job_id: str, at: datetime) -> None:
         self.observed[job_id] = max(at, self.observed.get(job_id, at))
@@ -242,11 +260,12 @@ class _Plan:
                 next_poll = max(next_poll, state.next_poll_at)
         if next_poll != state.next_poll_at:
             state.next_poll_at = next_poll
-            self._change(job_id, {"next_poll_at": next_poll})
+            self._change(job_id, JobUpdate(next_poll_at=next_poll))
 
     def _plan_outputs(self, observation: Observation, state: _JobState, decision: Decision) -> bool:
         generation = observation.generation
-        if generation.status != "succeeded" or not (decision.apply or decision.refresh_outputs):
+        applies = decision.apply or decision.refresh_outputs
+        if generation.status != JobStatus.SUCCEEDED or not applies:
             return False
         urls = generation.output_sources()
         if not urls:
@@ -254,43 +273,22 @@ class _Plan:
         completed = state.completed_at or _completed_at(observation)
         deadline = completed + timedelta(seconds=self.output_ttl_s)
         self.outputs[generation.id] = [
-            {
-                "job_id": generation.id,
-                "position": i,
-                "source_url": url,
-                "deadline": deadline,
-                "state": "pending",
-            }
+            NewOutput(generation.id, i, url, deadline, OutputState.PENDING)
             for i, url in enumerate(urls)
         ]
         return True
 
-    async def write(self, conn: AsyncConnection) -> None:
-        for job_id, at in self.observed.items():
-            if job_id in self.new_jobs:
-                self.new_jobs[job_id]["last_observed_at"] = at
-            else:
-                self.changes.setdefault(job_id, {})["last_observed_at"] = at
-        inserted = await gateway.insert_jobs(conn, list(self.new_jobs.values()))
-        if len(inserted) != len(self.new_jobs):
-            raise ConcurrentInsert(f"jobs created concurrently: {set(self.new_jobs) - inserted}")
-        await gateway.update_jobs(conn, self.changes)
-        await gateway.insert_job_events(conn, self.events)
-        await gateway.upsert_outputs(conn, [row for rows in self.outputs.values() for row in rows])
 
-
-def _event_row(
-    observation: Observation, previous: str | None, decision: Decision
-) -> dict[str, Any]:
-    return {
-        "job_id": observation.generation.id,
-        "at": observation.observed_at,
-        "source": observation.source,
-        "from_status": previous,
-        "to_status": observation.generation.status,
-        "applied": decision.apply,
-        "note": decision.event_note or None,
-    }
+def _event(observation: Observation, previous: str | None, decision: Decision) -> NewJobEvent:
+    return NewJobEvent(
+        job_id=observation.generation.id,
+        at=observation.observed_at,
+        source=observation.source,
+        from_status=previous,
+        to_status=observation.generation.status,
+        applied=decision.apply,
+        note=decision.event_note or None,
+    )
 
 
 def _completed_at(observation: Observation) -> datetime:
@@ -298,61 +296,54 @@ def _completed_at(observation: Observation) -> datetime:
     return parse_timestamp(observation.generation.completed_at) or observation.observed_at
 
 
-def _state_values(observation: Observation) -> dict[str, Any]:
+def _reported(observation: Observation) -> JobUpdate:
+    """What an applied observation says about the job."""
     generation = observation.generation
     terminal = generation.status in TERMINAL
+    change = JobUpdate(
+        status=generation.status,
+        terminal=terminal,
+        error_message=generation.error_message,
+        last_response=msgspec.json.encode(generation),
+        completed_at=_completed_at(observation) if terminal else UNSET,
+        terminal_via=source_kind(observation.source) if terminal else UNSET,
+        model=generation.model() or UNSET,
+    )
     cost = generation.cost
-    values: dict[str, Any] = {
-        "status": generation.status,
-        "terminal": terminal,
-        "error_message": generation.error_message,
-        "last_response": msgspec.json.encode(generation),
-    }
-    if terminal:
-        values["completed_at"] = _completed_at(observation)
-        values["terminal_via"] = source_kind(observation.source)
-    if cost is not None and cost.amount is not None:
-        values["cost_micros"] = to_micros(cost.amount)
-        values["cost_state"] = "charged" if terminal else "held"
-        values["cost_currency"] = cost.currency or "credit"
-    if generation.model():
-        values["model"] = generation.model()
-    return values
+    if cost is None or cost.amount is None:
+        return change
+    return msgspec.structs.replace(
+        change,
+        cost_micros=to_micros(cost.amount),
+        cost_state=CostState.CHARGED if terminal else CostState.HELD,
+        cost_currency=cost.currency or "credit",
+    )
 
 
-_NEW_JOB_DEFAULTS: dict[str, Any] = {
-    "next_poll_at": None,
-    "completed_at": None,
-    "terminal_via": None,
-    "cost_micros": None,
-    "cost_state": None,
-    "cost_currency": "credit",
-    "model": None,
-}
-
-
-def _new_job_values(observation: Observation) -> dict[str, Any]:
+def _new_job(observation: Observation) -> NewJob:
     generation = observation.generation
-    return {
-        **_NEW_JOB_DEFAULTS,
-        "id": generation.id,
-        "kind": generation_kind(generation),
-        "first_seen_via": source_kind(observation.source),
-        "first_seen_at": observation.observed_at,
-        "created_at": parse_timestamp(generation.created_at),
-        "poll_attempts": 0,
-        **_state_values(observation),
-        "next_poll_at": _first_poll_at(observation),
-    }
+    job = NewJob(
+        id=generation.id,
+        kind=generation_kind(generation),
+        status=generation.status,
+        terminal=False,
+        first_seen_via=source_kind(observation.source),
+        first_seen_at=observation.observed_at,
+        last_observed_at=observation.observed_at,
+        created_at=parse_timestamp(generation.created_at),
+        next_poll_at=_first_poll_at(observation),
+    )
+    return msgspec.structs.replace(job, **changed_fields(_reported(observation)))
 
 
-def _transition_values(observation: Observation, state: _JobState) -> dict[str, Any]:
-    values = _state_values(observation)
+def _transition(observation: Observation, state: _JobState) -> JobUpdate:
+    change = _reported(observation)
     if state.created_at is None:
-        values["created_at"] = parse_timestamp(observation.generation.created_at)
-    if state.kind == "unknown":
-        values["kind"] = generation_kind(observation.generation)
-    return values
+        created = parse_timestamp(observation.generation.created_at)
+        change = msgspec.structs.replace(change, created_at=created)
+    if state.kind == JobKind.UNKNOWN:
+        change = msgspec.structs.replace(change, kind=generation_kind(observation.generation))
+    return change
 
 
 def _first_poll_at(observation: Observation) -> datetime:
@@ -360,68 +351,3 @@ def _first_poll_at(observation: Observation) -> datetime:
     started = parse_timestamp(observation.generation.created_at) or observation.observed_at
     expected = EXPECTED_DURATION.get(kind, timedelta(minutes=1))
     return max(started, observation.observed_at) + expected
-
-
-async def track_job(conn: AsyncConnection, job_id: str, at: datetime) -> bool:
-    """Start tracking a job known only by id; polling fills in its state. False if known."""
-    prefixes = {"vid_": "video", "img_": "image"}
-    kind = next((k for p, k in prefixes.items() if job_id.startswith(p)), "unknown")
-    created = await gateway.insert_job(
-        conn,
-        {
-            **_NEW_JOB_DEFAULTS,
-            "id": job_id,
-            "kind": kind,
-            "status": "pending",
-            "terminal": False,
-            "first_seen_via": "api",
-            "first_seen_at": at,
-            "last_observed_at": at,
-            "next_poll_at": at,
-            "created_at": None,
-            "poll_attempts": 0,
-            "error_message": None,
-            "last_response": None,
-        },
-    )
-    if created:
-        await gateway.insert_job_events(
-            conn,
-            [
-                {
-                    "job_id": job_id,
-                    "at": at,
-                    "source": "api",
-                    "from_status": None,
-                    "to_status": "pending",
-                    "applied": True,
-                    "note": "tracked by id",
-                }
-            ],
-        )
-    return created
-
-
-async def observe(
-    db: Database, observations: Sequence[Observation], *, output_ttl_s: int, attempts: int = 5
-) -> list[ObservationResult]:
-    """Record observations in their own transaction (see `write_retrying_races`)."""
-    return await write_retrying_races(
-        db,
-        lambda conn: record_observations(conn, observations, output_ttl_s=output_ttl_s),
-        attempts=attempts,
-    )
-
-
-async def write_retrying_races(
-    db: Database, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 5
-) -> T:
-    """`work` in one write transaction, run again when another replica created one of its
-    jobs at the same moment (`ConcurrentInsert`): the retry then sees that job."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await db.write_batch(work)
-        except ConcurrentInsert:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import Row
 
 from receiver.aurous import AurousClient, AurousError
 from receiver.generation import GenerationResponse, parse_timestamp
-from receiver.jobs.lifecycle import Observation, ObservationResult, observe, poll_interval
+from receiver.jobs.lifecycle import Observation, poll_interval
+from receiver.jobs.tracker import JobTracker
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import PollClaim
+from storage.states import Source
 from storage.types import utcnow
 
 __all__ = ["PollReport", "Reconciler", "SweepReport"]
@@ -47,11 +47,10 @@ class Reconciler:
     def __init__(
         self,
         db: Database,
+        tracker: JobTracker,
         aurous: AurousClient,
         *,
         owner: str,
-        output_ttl_s: int,
-        on_observed: Callable[[Sequence[ObservationResult]], None] | None = None,
         page_size: int = 100,
         max_pages: int = 50,
         lookback: timedelta = timedelta(hours=48),
@@ -61,10 +60,9 @@ class Reconciler:
     ) -> None:
         self._lease = lease
         self._db = db
+        self._tracker = tracker
         self._aurous = aurous
         self._owner = owner
-        self._ttl_s = output_ttl_s
-        self._on_observed = on_observed
         self._page_size = page_size
         self._max_pages = max_pages
         self._lookback = lookback
@@ -78,8 +76,9 @@ class Reconciler:
         the targeted polls' business."""
         report = SweepReport()
         now = utcnow()
-        async with self._db.read() as conn:
-            watermark = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
+        watermark = parse_timestamp(
+            await self._db.read(lambda conn: gateway.get_state(conn, WATERMARK_KEY))
+        )
         oldest_allowed = now - self._lookback
         newest: datetime | None = None
         cursor: str | None = None
@@ -91,7 +90,7 @@ class Reconciler:
             if not page:
                 break
             newest = newest or parse_timestamp(page[0].created_at)
-            learned = await self._observe(page, "sweep", report)
+            learned = await self._observe(page, report)
             oldest = parse_timestamp(page[-1].created_at) or now
             past_watermark = watermark is None or oldest < watermark
             if not has_more or oldest < oldest_allowed or (past_watermark and not learned):
@@ -102,62 +101,55 @@ class Reconciler:
         return report
 
     async def _advance_watermark(self, newest: datetime) -> None:
-        async with self._db.write() as conn:
-            current = parse_timestamp(await gateway.get_state(conn, WATERMARK_KEY))
+        now = utcnow()
+
+        def advance(conn: Connection) -> None:
+            current = parse_timestamp(gateway.get_state(conn, WATERMARK_KEY))
             if current is None or newest > current:
-                await gateway.set_state(conn, WATERMARK_KEY, newest.isoformat(), utcnow())
+                gateway.set_state(conn, WATERMARK_KEY, newest.isoformat(), now)
+
+        await self._db.write(advance)
 
     async def _observe(
-        self, generations: Sequence[GenerationResponse], source: str, report: SweepReport
+        self, generations: Sequence[GenerationResponse], report: SweepReport
     ) -> bool:
         """Record a page; True if it taught us anything (a new job or a status change)."""
         now = utcnow()
-        results = await observe(
-            self._db, [Observation(g, source, now) for g in generations], output_ttl_s=self._ttl_s
+        results = await self._tracker.observe(
+            [Observation(g, Source.SWEEP, now) for g in generations]
         )
         report.seen += len(results)
         report.adopted += sum(1 for r in results if r.created)
         report.changed += sum(1 for r in results if r.applied)
-        if self._on_observed is not None:
-            self._on_observed(results)
         return any(r.created or r.applied for r in results)
 
     async def poll_due(self) -> PollReport:
         """Poll every running job whose next poll is due, batch after batch."""
         report = PollReport()
-        while True:
-            now = utcnow()
-            async with self._db.write() as conn:
-                claimed = await gateway.claim_due_polls(
-                    conn,
-                    owner=self._owner,
-                    now=now,
-                    lease_until=now + self._lease,
-                    limit=self._poll_batch,
-                )
-            if not claimed:
-                return report
-            await asyncio.gather(*(self._poll(row, report) for row in claimed))
+        while claimed := await self._db.write(self._claim_due_polls):
+            await asyncio.gather(*(self._poll(claim, report) for claim in claimed))
+        return report
 
-    async def _poll(self, row: Row[Any], report: PollReport) -> None:
+    def _claim_due_polls(self, conn: Connection) -> list[PollClaim]:
+        now = utcnow()
+        return gateway.claim_due_polls(
+            conn, owner=self._owner, now=now, lease_until=now + self._lease, limit=self._poll_batch
+        )
+
+    async def _poll(self, claim: PollClaim, report: PollReport) -> None:
         async with self._poll_slots:
+            retry_at = None
             try:
-                generation = await self._aurous.get_generation(row.id)
+                _, results = await self._tracker.refresh(claim.id, Source.POLL)
             except AurousError as error:
                 report.failed += 1
-                log.info("poll of %s failed: %s", row.id, error)
-                retry_at = utcnow() + poll_interval(row.kind, row.poll_attempts)
-                async with self._db.write() as conn:
-                    await gateway.release_job_lease(
-                        conn, row.id, self._owner, {"next_poll_at": retry_at}
-                    )
-                return
-            results = await observe(
-                self._db, [Observation(generation, "poll", utcnow())], output_ttl_s=self._ttl_s
+                log.info("poll of %s failed: %s", claim.id, error)
+                retry_at = utcnow() + poll_interval(claim.kind, claim.poll_attempts)
+            else:
+                report.polled += 1
+                report.changed += sum(1 for r in results if r.applied)
+            await self._db.write(
+                lambda conn: gateway.release_job_lease(
+                    conn, claim.id, self._owner, next_poll_at=retry_at
+                )
             )
-            report.polled += 1
-            report.changed += sum(1 for r in results if r.applied)
-            async with self._db.write() as conn:
-                await gateway.release_job_lease(conn, row.id, self._owner)
-            if self._on_observed is not None:
-                self._on_observed(results)

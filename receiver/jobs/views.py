@@ -1,130 +1,142 @@
-"""Jobs as users see them: the API/CLI shape of a job, its events, and paged lists."""
+"""Jobs as users see them, in the API, the CLI and the dashboard: the job with its cost and
+outputs, its event history, and paged lists."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row
+import msgspec
 
-from receiver.jobs.lifecycle import track_job
+from receiver.paging import Page, decode_key_cursor, encode_key_cursor
 from storage import gateway
-from storage.db import Database
-from storage.types import utcnow
+from storage.db import Connection, Database
+from storage.records import JobEventRecord, JobRecord, OutputRecord
+from storage.states import OutputState
 
-__all__ = ["CursorError", "get_job", "job_events", "list_jobs", "track"]
-
-
-class CursorError(ValueError):
-    """The pagination cursor is not one this service handed out."""
+__all__ = ["Cost", "Job", "JobEvent", "Output", "get_job", "job_events", "list_jobs"]
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+class Output(msgspec.Struct, frozen=True):
+    index: int
+    state: str  # pending | archived | lost | none
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    deadline: datetime
+    archived_at: datetime | None
+    attempts: int
+    last_error: str | None
+    url: str | None  # the archived bytes, once archived
+
+    @classmethod
+    def of(cls, output: OutputRecord) -> Output:
+        archived = output.state == OutputState.ARCHIVED
+        return cls(
+            index=output.position,
+            state=output.state,
+            sha256=output.sha256,
+            size=output.size,
+            content_type=output.content_type,
+            deadline=output.deadline,
+            archived_at=output.archived_at,
+            attempts=output.attempts,
+            last_error=output.last_error,
+            url=f"/jobs/{output.job_id}/outputs/{output.position}" if archived else None,
+        )
 
 
-def _credits(micros: int | None) -> float | None:
-    return None if micros is None else micros / 1_000_000
+class Cost(msgspec.Struct, frozen=True):
+    amount: float | None  # credits
+    state: str | None  # held | charged
+    currency: str
 
 
-def output_view(job_id: str, row: Row[Any]) -> dict[str, Any]:
-    return {
-        "index": row.position,
-        "state": row.state,
-        "sha256": row.sha256,
-        "size": row.size,
-        "content_type": row.content_type,
-        "deadline": _iso(row.deadline),
-        "archived_at": _iso(row.archived_at),
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-        "url": f"/jobs/{job_id}/outputs/{row.position}" if row.state == "archived" else None,
-    }
+class Job(msgspec.Struct, frozen=True):
+    id: str
+    kind: str  # image | video | unknown
+    status: str
+    terminal: bool
+    first_seen_via: str  # webhook | poll | sweep | api
+    terminal_via: str | None
+    created_at: datetime | None
+    completed_at: datetime | None
+    first_seen_at: datetime
+    last_observed_at: datetime
+    error_message: str | None
+    model: str | None
+    cost: Cost
+    outputs: list[Output]
+
+    @classmethod
+    def of(cls, job: JobRecord, outputs: Sequence[OutputRecord]) -> Job:
+        amount = None if job.cost_micros is None else job.cost_micros / 1_000_000
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            status=job.status,
+            terminal=job.terminal,
+            first_seen_via=job.first_seen_via,
+            terminal_via=job.terminal_via,
+            created_at=job.created_at,
+            completed_at=job.completed_at,
+            first_seen_at=job.first_seen_at,
+            last_observed_at=job.last_observed_at,
+            error_message=job.error_message,
+            model=job.model,
+            cost=Cost(amount, job.cost_state, job.cost_currency),
+            outputs=[Output.of(o) for o in outputs if o.job_id == job.id],
+        )
 
 
-def job_view(row: Row[Any], outputs: Sequence[Row[Any]]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "status": row.status,
-        "terminal": row.terminal,
-        "first_seen_via": row.first_seen_via,
-        "terminal_via": row.terminal_via,
-        "created_at": _iso(row.created_at),
-        "completed_at": _iso(row.completed_at),
-        "first_seen_at": _iso(row.first_seen_at),
-        "last_observed_at": _iso(row.last_observed_at),
-        "error_message": row.error_message,
-        "model": row.model,
-        "cost": {
-            "amount": _credits(row.cost_micros),
-            "state": row.cost_state,
-            "currency": row.cost_currency,
-        },
-        "outputs": [output_view(row.id, o) for o in outputs if o.job_id == row.id],
-    }
+class JobEvent(msgspec.Struct, frozen=True):
+    """One observation that changed the job, or that was kept without being applied."""
+
+    at: datetime
+    source: str  # webhook:evt_… | poll | sweep | api
+    from_status: str | None
+    to_status: str
+    applied: bool
+    note: str | None
+
+    @classmethod
+    def of(cls, event: JobEventRecord) -> JobEvent:
+        return cls(
+            event.at, event.source, event.from_status, event.to_status, event.applied, event.note
+        )
 
 
-def event_view(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "at": _iso(row.at),
-        "source": row.source,
-        "from_status": row.from_status,
-        "to_status": row.to_status,
-        "applied": row.applied,
-        "note": row.note,
-    }
+async def get_job(db: Database, job_id: str) -> Job | None:
+    return await db.read(lambda conn: _job(conn, job_id))
 
 
-async def get_job(db: Database, job_id: str) -> dict[str, Any] | None:
-    async with db.read() as conn:
-        row = await gateway.get_job(conn, job_id)
-        outputs = await gateway.list_outputs(conn, [job_id]) if row else []
-    return job_view(row, outputs) if row else None
+def _job(conn: Connection, job_id: str) -> Job | None:
+    job = gateway.get_job(conn, job_id)
+    return Job.of(job, gateway.list_outputs(conn, [job_id])) if job else None
 
 
-async def job_events(db: Database, job_id: str) -> list[dict[str, Any]] | None:
-    async with db.read() as conn:
-        if await gateway.get_job(conn, job_id) is None:
+async def job_events(db: Database, job_id: str) -> list[JobEvent] | None:
+    """The job's history, oldest first; None if no such job is tracked."""
+
+    def read(conn: Connection) -> list[JobEvent] | None:
+        if gateway.get_job(conn, job_id) is None:
             return None
-        return [event_view(e) for e in await gateway.list_job_events(conn, job_id)]
+        return [JobEvent.of(e) for e in gateway.list_job_events(conn, job_id)]
+
+    return await db.read(read)
 
 
 async def list_jobs(
     db: Database, *, status: str | None, kind: str | None, cursor: str | None, limit: int
-) -> dict[str, Any]:
-    after = decode_cursor(cursor) if cursor else None
-    async with db.read() as conn:
-        page = await gateway.list_jobs(conn, status=status, kind=kind, after=after, limit=limit)
-        outputs = await gateway.list_outputs(conn, [r.id for r in page.rows])
-    last = page.rows[-1] if page.rows and page.has_more else None
-    return {
-        "data": [job_view(r, outputs) for r in page.rows],
-        "has_more": page.has_more,
-        "next_cursor": encode_cursor(last.first_seen_at, last.id) if last else None,
-    }
+) -> Page[Job]:
+    """Newest first; raises `CursorError` for a cursor this service did not hand out."""
+    after = decode_key_cursor(cursor) if cursor else None
 
+    def read(conn: Connection) -> Page[Job]:
+        page = gateway.list_jobs(conn, status=status, kind=kind, after=after, limit=limit)
+        outputs = gateway.list_outputs(conn, [job.id for job in page.items])
+        last = page.items[-1] if page.items and page.has_more else None
+        next_cursor = encode_key_cursor(last.first_seen_at, last.id) if last else None
+        return Page([Job.of(job, outputs) for job in page.items], page.has_more, next_cursor)
 
-async def track(db: Database, job_id: str) -> tuple[dict[str, Any], bool]:
-    """Start tracking `job_id`; returns the job and whether it was new."""
-    async with db.write() as conn:
-        created = await track_job(conn, job_id, utcnow())
-    job = await get_job(db, job_id)
-    assert job is not None
-    return job, created
-
-
-def encode_cursor(at: datetime, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{job_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, job_id = text.split("|", 1)
-        return datetime.fromisoformat(at), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise CursorError("cursor is not valid; use next_cursor from the previous page") from None
+    return await db.read(read)

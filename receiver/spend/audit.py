@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from receiver.aurous import AurousClient, AurousError
+from receiver.aurous import AurousClient, AurousError, RawJson
 from receiver.generation import parse_timestamp
-from receiver.jobs.lifecycle import TERMINAL, Observation, ObservationResult, observe
+from receiver.jobs.lifecycle import TERMINAL
+from receiver.jobs.tracker import JobTracker
 from receiver.settings import Settings
 from receiver.spend.ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
 from receiver.spend.rules import (
@@ -32,10 +32,13 @@ from receiver.spend.rules import (
     hold_overdue,
     is_job_id,
     money_findings,
+    outstanding,
     unknown_job_finding,
 )
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import FindingUpdate, NewBalanceSnapshot, RepeatedRequest
+from storage.states import Source
 from storage.types import utcnow
 
 __all__ = ["Audit", "AuditConfig", "AuditReport", "SyncReport"]
@@ -84,23 +87,33 @@ class AuditReport:
     error: str | None = None  # Aurous could not be read; findings were still evaluated
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What the rules look at, read in one transaction."""
+
+    money: list[JobMoney]
+    terminal_seen: dict[str, datetime]
+    synced: datetime | None
+    first_synced: dict[str, datetime]
+    settled_unknown: set[str]
+    requests: list[RepeatedRequest]
+
+
 class Audit:
     def __init__(
         self,
         db: Database,
+        tracker: JobTracker,
         aurous: AurousClient,
         *,
         owner: str,
-        output_ttl_s: int,
         config: AuditConfig | None = None,
-        on_observed: Callable[[Sequence[ObservationResult]], None] | None = None,
     ) -> None:
         self.config = config or AuditConfig()
         self._db = db
+        self._tracker = tracker
         self._aurous = aurous
         self._owner = owner
-        self._ttl_s = output_ttl_s
-        self._on_observed = on_observed
         self._lock = asyncio.Lock()  # one pass at a time in this process
         self._kicks: set[asyncio.Task[AuditReport]] = set()
         self._ledger = LedgerSync(
@@ -130,8 +143,9 @@ class Audit:
                 if await self._lease():  # the walk may have been long: still ours?
                     await self.evaluate(report)
             finally:
-                async with self._db.write() as conn:
-                    await gateway.release_lease(conn, LEASE_KEY, self._owner)
+                await self._db.write(
+                    lambda conn: gateway.release_lease(conn, LEASE_KEY, self._owner)
+                )
             return report
 
     def on_events(self, event_types: Sequence[str]) -> None:
@@ -153,9 +167,10 @@ class Audit:
 
     async def _lease(self) -> bool:
         now = utcnow()
-        async with self._db.write() as conn:
-            until = now + self.config.lease
-            return await gateway.take_lease(conn, LEASE_KEY, self._owner, now, until)
+        until = now + self.config.lease
+        return await self._db.write(
+            lambda conn: gateway.take_lease(conn, LEASE_KEY, self._owner, now, until)
+        )
 
     # --- ledger sync and balance snapshots ------------------------------------------------
 
@@ -164,65 +179,65 @@ class Audit:
         return await self._ledger.walk()
 
     async def _snapshot_due(self) -> bool:
-        async with self._db.read() as conn:
-            latest = await gateway.latest_balance_snapshot(conn)
+        latest = await self._db.read(gateway.latest_balance_snapshot)
         return latest is None or utcnow() - latest.taken_at >= self.config.snapshot_every
 
     async def _snapshot(self, trigger: str, report: AuditReport) -> None:
         """Read the balance right after a sync and check the ledger did not move meanwhile
         (else sync again): only then is the snapshot tied to a ledger position, and compared
         with the previous one."""
-        balance: dict[str, Any] = {}
+        balance: RawJson = {}
         for attempt in range(_SNAPSHOT_ATTEMPTS):
             if attempt:
                 report.sync = await self.sync_ledger()
             if not report.sync.complete:
                 break
-            balance = await self._balance()
+            balance = await self._aurous.balance()
             if await self._ledger.head() == report.sync.head:
                 report.consistent = True
                 break
         if not report.consistent:
-            balance = balance or await self._balance()
+            balance = balance or await self._aurous.balance()
         head = report.sync.head if report.consistent else None
-        report.snapshot_id = await self._store_snapshot(
-            trigger, balance, head, report.consistent, report
-        )
-
-    async def _balance(self) -> dict[str, Any]:
-        return await self._aurous.balance()
-
-    async def _store_snapshot(
-        self,
-        trigger: str,
-        balance: dict[str, Any],
-        head: str | None,
-        consistent: bool,
-        report: AuditReport,
-    ) -> int:
         now = utcnow()
-        async with self._db.write() as conn:
-            position = None
-            if consistent:
-                position = await gateway.ledger_position(conn, head) if head else 0
-            values = snapshot_values(balance, trigger, now, head, position)
-            latest = await gateway.latest_balance_snapshot(conn)
-            if latest is not None and trigger == "schedule" and unchanged(latest, values):
-                return int(latest.id)
-            snapshot_id = await gateway.insert_balance_snapshot(conn, values)
-            if position is not None and values["credits_micros"] is not None:
-                drift = await self._drift(conn, snapshot_id, values)
-                report.new_findings += await self._record(conn, drift, (), now)
+
+        def store(conn: Connection) -> int:
+            return self._store_snapshot(conn, trigger, balance, head, report, now)
+
+        report.snapshot_id = await self._db.write(store)
+
+    def _store_snapshot(
+        self,
+        conn: Connection,
+        trigger: str,
+        balance: RawJson,
+        head: str | None,
+        report: AuditReport,
+        now: datetime,
+    ) -> int:
+        position = None
+        if report.consistent:
+            position = gateway.ledger_position(conn, head) if head else 0
+        snapshot = snapshot_values(balance, trigger, now, head, position)
+        latest = gateway.latest_balance_snapshot(conn)
+        if latest is not None and trigger == "schedule" and unchanged(latest, snapshot):
+            return latest.id
+        snapshot_id = gateway.insert_balance_snapshot(conn, snapshot)
+        if position is not None and snapshot.credits_micros is not None:
+            drift = self._drift(conn, snapshot_id, snapshot)
+            report.new_findings += self._record(conn, drift, (), now)
         return snapshot_id
 
-    async def _drift(self, conn: Any, snapshot_id: int, values: Mapping[str, Any]) -> list[Draft]:
-        previous = await gateway.previous_consistent_snapshot(conn, snapshot_id)
-        if previous is None:
+    def _drift(
+        self, conn: Connection, snapshot_id: int, snapshot: NewBalanceSnapshot
+    ) -> list[Draft]:
+        previous = gateway.previous_consistent_snapshot(conn, snapshot_id)
+        if previous is None or previous.ledger_position is None or snapshot.ledger_position is None:
             return []
-        effect = await gateway.ledger_effect_between(
-            conn, previous.ledger_position, values["ledger_position"]
+        effect = gateway.ledger_effect_between(
+            conn, previous.ledger_position, snapshot.ledger_position
         )
-        delta = values["credits_micros"] - previous.credits_micros
+        delta = (snapshot.credits_micros or 0) - (previous.credits_micros or 0)
         found = drift_finding(previous.id, snapshot_id, delta, effect, self.config.tolerance_micros)
         return [found] if found else []
 
@@ -232,33 +247,47 @@ class Audit:
         report = report or AuditReport()
         now = utcnow()
         tolerance = self.config.tolerance_micros
-        async with self._db.read() as conn:
-            money = [JobMoney.of(r) for r in await gateway.money_disagreements(conn, tolerance)]
-            leftover = [m.job_id for m in money if m.known and m.outstanding > tolerance]
-            seen = await gateway.terminal_seen_at(conn, leftover, TERMINAL) if leftover else {}
-            synced = parse_timestamp(await gateway.get_state(conn, SYNCED_KEY))
-            unknown = [m for m in money if not m.known and is_job_id(m.job_id)]
-            first = await gateway.first_synced_at(conn, [m.job_id for m in unknown])
-            settled = await _settled_unknown(conn, [m.job_id for m in unknown])
-            requests = await gateway.repeated_requests(conn)
-        drafts = duplicate_findings(requests, self.config.duplicate_window)
-        for item in money:
-            overdue = hold_overdue(seen.get(item.job_id), synced, self.config.grace)
+        evidence = await self._db.read(self._gather)
+        drafts = duplicate_findings(evidence.requests, self.config.duplicate_window)
+        for item in evidence.money:
+            seen = evidence.terminal_seen.get(item.job_id)
+            overdue = hold_overdue(seen, evidence.synced, self.config.grace)
             drafts += money_findings(item, tolerance, hold_overdue=overdue)
         to_adopt = [
-            m
-            for m in unknown
-            if m.job_id not in settled and first[m.job_id] <= now - self.config.grace
+            m.job_id
+            for m in evidence.money
+            if not m.known
+            and is_job_id(m.job_id)
+            and m.job_id not in evidence.settled_unknown
+            and evidence.first_synced[m.job_id] <= now - self.config.grace
         ]
-        drafts += [unknown_job_finding(m) for m in to_adopt]
-        async with self._db.write() as conn:
-            report.new_findings += await self._record(conn, drafts, STATEFUL, now, report)
-        report.adopted = await self._adopt([m.job_id for m in to_adopt])
+        drafts += [unknown_job_finding(m) for m in evidence.money if m.job_id in to_adopt]
+
+        def record(conn: Connection) -> None:
+            report.new_findings += self._record(conn, drafts, STATEFUL, now, report)
+
+        await self._db.write(record)
+        report.adopted = await self._adopt(to_adopt)
         return report
 
-    async def _record(
+    def _gather(self, conn: Connection) -> _Evidence:
+        tolerance = self.config.tolerance_micros
+        money = gateway.money_disagreements(conn, tolerance)
+        leftover = [m.job_id for m in money if m.known and outstanding(m) > tolerance]
+        unknown = [m.job_id for m in money if not m.known and is_job_id(m.job_id)]
+        settled = gateway.find_findings(conn, "unknown_job", unknown) if unknown else []
+        return _Evidence(
+            money=money,
+            terminal_seen=gateway.terminal_seen_at(conn, leftover, TERMINAL) if leftover else {},
+            synced=parse_timestamp(gateway.get_state(conn, SYNCED_KEY)),
+            first_synced=gateway.first_synced_at(conn, unknown),
+            settled_unknown={f.subject for f in settled if f.action in ("adopted", "not_found")},
+            requests=gateway.repeated_requests(conn),
+        )
+
+    def _record(
         self,
-        conn: Any,
+        conn: Connection,
         drafts: Sequence[Draft],
         evaluated: Sequence[str],
         now: datetime,
@@ -266,15 +295,14 @@ class Audit:
     ) -> list[Draft]:
         """Insert what is new (and log it, once); re-open what came back; resolve the
         findings of `evaluated` codes whose cause is gone."""
-        rows = [d.row(now) for d in drafts]
-        new = await gateway.insert_findings(conn, rows)
+        new = gateway.insert_findings(conn, [d.row(now) for d in drafts])
         current = {(d.code, d.subject) for d in drafts}
-        open_rows = await gateway.open_findings(conn, evaluated) if evaluated else []
+        open_rows = gateway.open_findings(conn, evaluated) if evaluated else []
         gone = [r.id for r in open_rows if (r.code, r.subject) not in current]
-        await gateway.update_findings(conn, gone, {"resolved_at": now})
+        gateway.update_findings(conn, gone, FindingUpdate(resolved_at=now))
         if report is not None:
             report.resolved += len(gone)
-        await self._touch(conn, [d for d in drafts if (d.code, d.subject) not in new], now)
+        self._touch(conn, [d for d in drafts if (d.code, d.subject) not in new], now)
         fresh = [d for d in drafts if (d.code, d.subject) in new]
         for draft in fresh[:_LOGGED_PER_PASS]:
             log.warning("finding %s %s: %s", draft.code, draft.subject, draft.reason)
@@ -284,7 +312,7 @@ class Audit:
             )
         return fresh
 
-    async def _touch(self, conn: Any, drafts: Sequence[Draft], now: datetime) -> None:
+    def _touch(self, conn: Connection, drafts: Sequence[Draft], now: datetime) -> None:
         """Findings found again: still true now; amounts refreshed (and re-opened) where
         they changed, which is rare, so that is one statement per changed finding."""
         by_code: dict[str, list[Draft]] = {}
@@ -292,44 +320,32 @@ class Audit:
             if draft.code not in HISTORICAL:
                 by_code.setdefault(draft.code, []).append(draft)
         for code, items in by_code.items():
-            known = await gateway.find_findings(conn, code, [d.subject for d in items])
-            await gateway.update_findings(conn, [r.id for r in known], {"last_seen_at": now})
-            for row, draft in _pair(known, items):
-                if draft.changed(row):
-                    await gateway.update_findings(conn, [row.id], draft.refresh(now))
+            known = gateway.find_findings(conn, code, [d.subject for d in items])
+            gateway.update_findings(conn, [r.id for r in known], FindingUpdate(last_seen_at=now))
+            by_subject = {d.subject: d for d in items}
+            for row in known:
+                again = by_subject.get(row.subject)
+                if again is not None and again.changed(row):
+                    gateway.update_findings(conn, [row.id], again.refresh(now))
 
     async def _adopt(self, job_ids: Sequence[str]) -> int:
         """Ask Aurous about jobs the ledger knows and we do not, and record what it says
-        through the one path that changes job state (as a sweep would). A few per pass: the
-        rest wait for the next one, their findings are already stored."""
+        through the job tracker (as a sweep would). A few per pass: the rest wait for the
+        next one, their findings are already stored."""
         actions: dict[str, list[str]] = {}
         for job_id in job_ids[: self.config.adopt_per_pass]:
             try:
-                generation = await self._aurous.get_generation(job_id)
+                await self._tracker.refresh(job_id, Source.SWEEP)
             except AurousError as error:
                 action = "not_found" if error.status == 404 else "adoption_failed"
                 actions.setdefault(action, []).append(job_id)
                 continue
-            results = await observe(
-                self._db, [Observation(generation, "sweep", utcnow())], output_ttl_s=self._ttl_s
-            )
-            if self._on_observed is not None:
-                self._on_observed(results)
             actions.setdefault("adopted", []).append(job_id)
-        async with self._db.write() as conn:
+
+        def mark(conn: Connection) -> None:
             for action, ids in actions.items():
-                rows = await gateway.find_findings(conn, "unknown_job", ids)
-                await gateway.update_findings(conn, [r.id for r in rows], {"action": action})
+                rows = gateway.find_findings(conn, "unknown_job", ids)
+                gateway.update_findings(conn, [r.id for r in rows], FindingUpdate(action=action))
+
+        await self._db.write(mark)
         return len(actions.get("adopted", []))
-
-
-async def _settled_unknown(conn: Any, job_ids: Sequence[str]) -> set[str]:
-    if not job_ids:
-        return set()
-    rows = await gateway.find_findings(conn, "unknown_job", job_ids)
-    return {r.subject for r in rows if r.action in ("adopted", "not_found")}
-
-
-def _pair(rows: Sequence[Any], drafts: Sequence[Draft]) -> list[tuple[Any, Draft]]:
-    by_subject = {d.subject: d for d in drafts}
-    return [(r, by_subject[r.subject]) for r in rows if r.subject in by_subject]

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.aurous import AurousClient
+from receiver.aurous import AurousClient, RawJson
 from receiver.generation import parse_timestamp, to_micros
 from receiver.spend.rules import normalize_row
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import BalanceSnapshotRecord, NewBalanceSnapshot, NewLedgerEntry
 from storage.types import utcnow
 
 __all__ = ["SYNCED_KEY", "LedgerSync", "SyncReport", "snapshot_values", "unchanged"]
@@ -59,11 +60,11 @@ class Watermark:
         data = json.loads(text)
         return cls(data["id"], parse_timestamp(data.get("created_at")))
 
-    def reached_by(self, entry: Mapping[str, Any]) -> bool:
+    def reached_by(self, entry: NewLedgerEntry) -> bool:
         """This row, or one older than it (if Aurous has since pruned it)."""
-        if entry["uev_id"] == self.id:
+        if entry.uev_id == self.id:
             return True
-        created = entry["created_at"]
+        created = entry.created_at
         return self.created_at is not None and created is not None and created < self.created_at
 
 
@@ -88,7 +89,7 @@ class LedgerSync:
         started = utcnow()
         mark, top = await self._begin(started)
         cursor: str | None = None
-        newest: dict[str, Any] | None = None
+        newest: NewLedgerEntry | None = None
         for _ in range(self._max_pages):
             body = await self._events(starting_after=cursor, limit=self._page_size)
             rows = _rows(body)
@@ -96,10 +97,8 @@ class LedgerSync:
             entries, reached = newer_than(rows, mark)
             newest = newest or (entries[0] if entries else None)
             report.head = report.head or (str(rows[0].get("id")) if rows else None)
-            for entry in entries:
-                entry |= {"position": top - report.seen, "synced_at": started}
-                report.seen += 1
-            report.new += await self._store(entries)
+            report.new += await self._store(entries, top - report.seen, started)
+            report.seen += len(entries)
             if reached or not rows or not body.get("has_more"):
                 report.complete = True
                 break
@@ -115,40 +114,47 @@ class LedgerSync:
         rows = _rows(await self._events(limit=1))
         return str(rows[0].get("id")) if rows else None
 
-    async def _events(self, **params: Any) -> dict[str, Any]:
+    async def _events(self, **params: Any) -> RawJson:
         return await self._aurous.usage_events(**params)
 
     async def _begin(self, started: datetime) -> tuple[Watermark | None, int]:
-        async with self._db.write() as conn:
-            mark = Watermark.parse(await gateway.get_state(conn, WATERMARK_KEY))
-            walk = int(await gateway.get_state(conn, WALK_KEY) or 0) + 1
-            await gateway.set_state(conn, WALK_KEY, str(walk), started)
-        return mark, (walk + 1) * _POSITIONS_PER_WALK - 1
+        def begin(conn: Connection) -> tuple[Watermark | None, int]:
+            mark = Watermark.parse(gateway.get_state(conn, WATERMARK_KEY))
+            walk = int(gateway.get_state(conn, WALK_KEY) or 0) + 1
+            gateway.set_state(conn, WALK_KEY, str(walk), started)
+            return mark, (walk + 1) * _POSITIONS_PER_WALK - 1
 
-    async def _store(self, entries: list[dict[str, Any]]) -> int:
-        async with self._db.write() as conn:
-            return await gateway.upsert_ledger_entries(conn, entries)
+        return await self._db.write(begin)
 
-    async def _finish(self, newest: Mapping[str, Any] | None, started: datetime) -> None:
-        async with self._db.write() as conn:
+    async def _store(self, entries: list[NewLedgerEntry], first: int, started: datetime) -> int:
+        return await self._db.write(
+            lambda conn: gateway.upsert_ledger_entries(
+                conn, entries, first_position=first, synced_at=started
+            )
+        )
+
+    async def _finish(self, newest: NewLedgerEntry | None, started: datetime) -> None:
+        def finish(conn: Connection) -> None:
             if newest is not None:
-                created = newest["created_at"]
-                mark = {"id": newest["uev_id"], "created_at": created and created.isoformat()}
-                await gateway.set_state(conn, WATERMARK_KEY, json.dumps(mark), started)
-            await gateway.set_state(conn, SYNCED_KEY, started.isoformat(), started)
-            await gateway.fill_generation_ids(conn)
+                created = newest.created_at
+                mark = {"id": newest.uev_id, "created_at": created and created.isoformat()}
+                gateway.set_state(conn, WATERMARK_KEY, json.dumps(mark), started)
+            gateway.set_state(conn, SYNCED_KEY, started.isoformat(), started)
+            gateway.fill_generation_ids(conn)
+
+        await self._db.write(finish)
 
 
-def _rows(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _rows(body: RawJson) -> list[RawJson]:
     data = body.get("data")
     return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
 
 
 def newer_than(
     rows: Sequence[Mapping[str, Any]], mark: Watermark | None
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[NewLedgerEntry], bool]:
     """The page's rows above the watermark, normalized and deduped, and whether it was hit."""
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, NewLedgerEntry] = {}
     for raw in rows:
         entry = normalize_row(raw)
         if entry is None:
@@ -156,7 +162,7 @@ def newer_than(
             continue
         if mark is not None and mark.reached_by(entry):
             return list(entries.values()), True
-        entries.setdefault(entry["uev_id"], entry)
+        entries.setdefault(entry.uev_id, entry)
     return list(entries.values()), False
 
 
@@ -166,7 +172,7 @@ def snapshot_values(
     now: datetime,
     head: str | None,
     position: int | None,
-) -> dict[str, Any]:
+) -> NewBalanceSnapshot:
     """A `GET /v1/balance` answer as a balance_snapshot row (numbers as micro-credits)."""
 
     def micros(name: str) -> int | None:
@@ -175,21 +181,21 @@ def snapshot_values(
         return to_micros(value) if ok else None
 
     mode = balance.get("billing_mode")
-    return {
-        "taken_at": now,
-        "trigger": trigger,
-        "credits_micros": micros("credits"),
-        "held_micros": micros("held_credits"),
-        "available_micros": micros("available_credits"),
-        "billing_mode": mode if isinstance(mode, str) else None,
-        "ledger_head": head,
-        "ledger_position": position,
-        "raw": dict(balance),
-    }
+    return NewBalanceSnapshot(
+        taken_at=now,
+        trigger=trigger,
+        credits_micros=micros("credits"),
+        held_micros=micros("held_credits"),
+        available_micros=micros("available_credits"),
+        billing_mode=mode if isinstance(mode, str) else None,
+        ledger_head=head,
+        ledger_position=position,
+        raw=dict(balance),
+    )
 
 
-def unchanged(latest: Any, values: Mapping[str, Any]) -> bool:
+def unchanged(latest: BalanceSnapshotRecord, snapshot: NewBalanceSnapshot) -> bool:
     """Nothing new since the latest snapshot, and it is recent: no need for another row."""
     names = ("credits_micros", "held_micros", "available_micros", "ledger_head", "ledger_position")
-    same = all(getattr(latest, name) == values[name] for name in names)
-    return same and values["taken_at"] - latest.taken_at < _SNAPSHOT_REFRESH
+    same = all(getattr(latest, name) == getattr(snapshot, name) for name in names)
+    return same and snapshot.taken_at - latest.taken_at < _SNAPSHOT_REFRESH

@@ -12,16 +12,26 @@ import functools
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
+import msgspec
+
+from receiver.errors import ReceiverError
+from receiver.paging import Page, decode_number_cursor
 from receiver.spend.rules import credits_text
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import FindingRecord, JobSpend, LedgerEntryRecord, SpendGroup
 
 __all__ = [
     "CSV_COLUMNS",
     "GROUPINGS",
+    "Finding",
+    "LedgerEntry",
+    "Money",
     "ReportError",
+    "Runway",
+    "RunwayView",
+    "SpendSummary",
     "export_csv",
     "findings",
     "ledger_page",
@@ -49,16 +59,11 @@ FINDING_STATES = ("open", "resolved", "all")
 RUNWAY_WINDOW = timedelta(days=7)
 
 
-class ReportError(ValueError):
+class ReportError(ReceiverError):
     """A report parameter is not usable; `param` names it."""
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+        super().__init__(400, "invalid_parameter", message, param=param)
 
 
 def _credits(micros: int | None) -> float | None:
@@ -84,46 +89,80 @@ def _check_by(by: str) -> None:
         raise ReportError("by", f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
 
 
-def _money(row: Any) -> dict[str, Any]:
-    return {
-        "charged": _credits(int(row.charges) - int(row.refunded)),
-        "held": _credits(int(row.held)),
-        "released": _credits(int(row.released)),
-        "refunded": _credits(int(row.refunded)),
-        "jobs": int(row.jobs),
-    }
+class Money(msgspec.Struct, frozen=True):
+    """Credits that moved, and over how many jobs."""
+
+    charged: float | None  # net: charges minus refunds
+    held: float | None
+    released: float | None
+    refunded: float | None
+    jobs: int
+
+    @classmethod
+    def of(cls, group: SpendGroup) -> Money:
+        return cls(
+            _credits(group.charges - group.refunded),
+            _credits(group.held),
+            _credits(group.released),
+            _credits(group.refunded),
+            group.jobs,
+        )
+
+
+class SpendGroupView(Money, frozen=True):
+    key: str  # a day, kind, model or status
+
+
+class SpendSummary(msgspec.Struct, frozen=True):
+    by: str  # day | kind | model | status
+    since: datetime | None
+    until: datetime | None
+    total: Money
+    groups: list[SpendGroupView]
+    currency: str = "credit"
 
 
 async def summary(
     db: Database, by: str = "day", since: datetime | None = None, until: datetime | None = None
-) -> dict[str, Any]:
+) -> SpendSummary:
     _check_by(by)
-    async with db.read() as conn:
-        total = await gateway.spend_total(conn, since, until)
-        groups = await gateway.spend_groups(conn, by, since, until)
-    return {
-        "by": by,
-        "since": _iso(since),
-        "until": _iso(until),
-        "total": _money(total),
-        "groups": [{"key": g.key, **_money(g)} for g in groups],
-        "currency": "credit",
-    }
+
+    def read(conn: Connection) -> tuple[SpendGroup, list[SpendGroup]]:
+        return gateway.spend_total(conn, since, until), gateway.spend_groups(conn, by, since, until)
+
+    total, groups = await db.read(read)
+    views = [SpendGroupView(**msgspec.structs.asdict(Money.of(g)), key=g.key) for g in groups]
+    return SpendSummary(by, since, until, Money.of(total), views)
 
 
-def entry_view(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.uev_id,
-        "type": row.type,
-        "amount": _credits(row.amount_micros),
-        "currency": row.currency,
-        "generation_id": row.generation_id,
-        "hold_id": row.hold_id,
-        "created_at": _iso(row.created_at),
-        "description": row.description,
-        "contract": row.contract,
-        "synced_at": _iso(row.synced_at),
-    }
+class LedgerEntry(msgspec.Struct, frozen=True):
+    """One credit movement as synced from Aurous; debits are negative."""
+
+    id: str
+    type: str  # hold | release | charge | refund | topup | adjustment
+    amount: float | None
+    currency: str
+    generation_id: str | None
+    hold_id: str | None
+    created_at: datetime | None
+    description: str | None
+    contract: str  # ledger | usage
+    synced_at: datetime
+
+    @classmethod
+    def of(cls, entry: LedgerEntryRecord) -> LedgerEntry:
+        return cls(
+            entry.uev_id,
+            entry.type,
+            _credits(entry.amount_micros),
+            entry.currency,
+            entry.generation_id,
+            entry.hold_id,
+            entry.created_at,
+            entry.description,
+            entry.contract,
+            entry.synced_at,
+        )
 
 
 async def ledger_page(
@@ -133,61 +172,66 @@ async def ledger_page(
     job_id: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
-) -> dict[str, Any]:
+) -> Page[LedgerEntry]:
     """Newest first, as Aurous lists them; amounts signed (debits negative)."""
-    if cursor is not None and not cursor.isdigit():
-        raise ReportError("cursor", "cursor is not valid; use next_cursor from the previous page")
-    before = int(cursor) if cursor is not None else None
-    async with db.read() as conn:
-        rows = await gateway.list_ledger(
+    before = decode_number_cursor(cursor)
+    page = await db.read(
+        lambda conn: gateway.list_ledger(
             conn, type_=type_, generation_id=job_id, before_position=before, limit=limit
         )
-    page, has_more = rows[:limit], len(rows) > limit
-    return {
-        "data": [entry_view(r) for r in page],
-        "has_more": has_more,
-        "next_cursor": str(page[-1].position) if has_more else None,
-    }
+    )
+    next_cursor = str(page.items[-1].position) if page.has_more else None
+    return Page([LedgerEntry.of(e) for e in page.items], page.has_more, next_cursor)
 
 
-def finding_view(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "code": row.code,
-        "subject": row.subject,
-        "job_id": row.job_id,
-        "expected": _credits(row.expected_micros),
-        "actual": _credits(row.actual_micros),
-        "reason": row.reason,
-        "action": row.action,
-        "first_seen_at": _iso(row.first_seen_at),
-        "last_seen_at": _iso(row.last_seen_at),
-        "resolved_at": _iso(row.resolved_at),
-    }
+class Finding(msgspec.Struct, frozen=True):
+    """A place where the money and the jobs disagree."""
+
+    id: int
+    code: str
+    subject: str
+    job_id: str | None
+    expected: float | None
+    actual: float | None
+    reason: str
+    action: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+
+    @classmethod
+    def of(cls, finding: FindingRecord) -> Finding:
+        return cls(
+            finding.id,
+            finding.code,
+            finding.subject,
+            finding.job_id,
+            _credits(finding.expected_micros),
+            _credits(finding.actual_micros),
+            finding.reason,
+            finding.action,
+            finding.first_seen_at,
+            finding.last_seen_at,
+            finding.resolved_at,
+        )
 
 
 async def findings(
     db: Database, state: str = "open", *, cursor: str | None = None, limit: int | None = None
-) -> dict[str, Any]:
+) -> Page[Finding]:
     """Oldest first; a page of `limit` with `has_more`/`next_cursor`, or all of them."""
     if state not in FINDING_STATES:
         raise ReportError("status", f"status must be one of {', '.join(FINDING_STATES)}")
-    if cursor is not None and not cursor.isdigit():
-        raise ReportError("cursor", "cursor is not valid; use next_cursor from the previous page")
-    async with db.read() as conn:
-        rows = await gateway.list_findings(
-            conn,
-            state=state,
-            after_id=int(cursor or 0),
-            limit=None if limit is None else limit + 1,
+    after = decode_number_cursor(cursor) or 0
+    rows = await db.read(
+        lambda conn: gateway.list_findings(
+            conn, state=state, after_id=after, limit=None if limit is None else limit + 1
         )
+    )
     page = rows if limit is None else rows[:limit]
     has_more = len(rows) > len(page)
-    return {
-        "data": [finding_view(r) for r in page],
-        "has_more": has_more,
-        "next_cursor": str(page[-1].id) if has_more else None,
-    }
+    next_cursor = str(page[-1].id) if has_more else None
+    return Page([Finding.of(r) for r in page], has_more, next_cursor)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -199,31 +243,40 @@ async def export_csv(
     db: Database, since: datetime | None = None, until: datetime | None = None
 ) -> str:
     """One row per job with movements in the window; amounts in credits, exact decimals."""
-    async with db.read() as conn:
-        rows = await gateway.money_by_job(conn, since, until)
-        codes = await gateway.open_finding_codes(conn)
+
+    def read(conn: Connection) -> tuple[list[JobSpend], dict[str, list[str]]]:
+        return gateway.money_by_job(conn, since, until), gateway.open_finding_codes(conn)
+
+    rows, codes = await db.read(read)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(tuple(r), codes) for r in rows)
+    writer.writerows(_csv_row(r, codes) for r in rows)
     return out.getvalue()
 
 
-def _csv_row(row: tuple[Any, ...], codes: dict[str, list[str]]) -> tuple[Any, ...]:
-    job_id, held, released, charges, refunded, kind, model, status, created, completed, _ = row
+def _csv_row(row: JobSpend, codes: dict[str, list[str]]) -> tuple[str | None, ...]:
     return (
-        job_id,
-        kind,
-        model,
-        status,
-        created,
-        completed,
-        _amount(held),
-        _amount(charges - refunded),
-        _amount(released),
-        _amount(refunded),
-        ";".join(codes.get(job_id, ())),
+        row.generation_id,
+        row.kind,
+        row.model,
+        row.status,
+        row.created,
+        row.completed,
+        _amount(row.held),
+        _amount(row.charges - row.refunded),
+        _amount(row.released),
+        _amount(row.refunded),
+        ";".join(codes.get(row.generation_id, ())),
     )
+
+
+class RunwayView(msgspec.Struct, frozen=True):
+    available: float | None
+    daily_spend: float | None
+    window_days: float
+    days: float | None
+    balance_as_of: datetime | None
 
 
 @dataclass(frozen=True)
@@ -239,23 +292,23 @@ class Runway:
             return None
         return self.available_micros / self.daily_micros
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "available": _credits(self.available_micros),
-            "daily_spend": _credits(self.daily_micros),
-            "window_days": round(self.window_days, 2),
-            "days": None if self.days is None else round(self.days, 1),
-            "balance_as_of": _iso(self.as_of),
-        }
+    def view(self) -> RunwayView:
+        return RunwayView(
+            available=_credits(self.available_micros),
+            daily_spend=_credits(self.daily_micros),
+            window_days=round(self.window_days, 2),
+            days=None if self.days is None else round(self.days, 1),
+            balance_as_of=self.as_of,
+        )
 
 
 async def runway(db: Database, now: datetime) -> Runway:
     """Available credits (latest balance snapshot) ÷ average daily net spend over the last 7
     days; with less history than that, over the days there are (at least one)."""
     since = now - RUNWAY_WINDOW
-    async with db.read() as conn:
-        snapshot = await gateway.latest_balance_snapshot(conn)
-        spent, first = await gateway.spend_since(conn, since)
+    snapshot, (spent, first) = await db.read(
+        lambda conn: (gateway.latest_balance_snapshot(conn), gateway.spend_since(conn, since))
+    )
     span = (now - first).total_seconds() / 86400 if first else 7.0
     days = min(7.0, max(1.0, span))
     available = snapshot.available_micros if snapshot else None

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.generation import parse_timestamp, to_micros
+from receiver.generation import looks_like_job_id, parse_timestamp, to_micros
+from storage.records import (
+    FindingRecord,
+    FindingUpdate,
+    JobMoney,
+    NewFinding,
+    NewLedgerEntry,
+    RepeatedRequest,
+)
+from storage.states import JobStatus, LedgerType
 
 __all__ = [
     "HISTORICAL",
@@ -21,6 +30,7 @@ __all__ = [
     "STATEFUL",
     "Draft",
     "JobMoney",
+    "charged",
     "credits_text",
     "drift_finding",
     "duplicate_findings",
@@ -28,13 +38,14 @@ __all__ = [
     "is_job_id",
     "money_findings",
     "normalize_row",
+    "outstanding",
     "signed",
     "unknown_job_finding",
 ]
 
-LEDGER_TYPES = frozenset({"hold", "release", "charge", "refund", "topup", "adjustment"})
-DEBITS = frozenset({"hold", "charge"})
-CREDITS = frozenset({"release", "refund", "topup"})
+LEDGER_TYPES = frozenset(LedgerType)
+DEBITS = frozenset({LedgerType.HOLD, LedgerType.CHARGE})
+CREDITS = frozenset({LedgerType.RELEASE, LedgerType.REFUND, LedgerType.TOPUP})
 # Findings about a state that can still change are resolved when it does; the others are
 # facts about the past and stay.
 STATEFUL = ("charge_not_succeeded", "charge_mismatch", "hold_not_released")
@@ -60,7 +71,7 @@ def credits_text(micros: int | None) -> str:
 
 
 def is_job_id(value: str) -> bool:
-    return value.startswith(("img_", "vid_"))
+    return looks_like_job_id(value)
 
 
 def _micros(value: Any) -> int | None:
@@ -80,7 +91,7 @@ def _text(value: Any) -> str | None:
     return value[:_MAX_TEXT] if isinstance(value, str) and value else None
 
 
-def normalize_row(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
     """A row of the credit ledger (contract (a): `uev_…` with type and amount) or of the usage
     event stream (contract (b): one billed request with `credits_charged`, taken as a charge
     whose generation is the row's own id); None when it is neither."""
@@ -94,7 +105,7 @@ def normalize_row(raw: Mapping[str, Any]) -> dict[str, Any] | None:
         created = parse_timestamp(raw.get("created_at"))
         description = _text(raw.get("description"))
     elif "credits_charged" in raw:
-        kind, amount = "charge", _micros(raw.get("credits_charged"))
+        kind, amount = LedgerType.CHARGE, _micros(raw.get("credits_charged"))
         contract, generation = "usage", row_id
         created = parse_timestamp(raw.get("completed_at") or raw.get("created_at"))
         parts = (raw.get("type"), raw.get("model"), raw.get("status"))
@@ -103,18 +114,18 @@ def normalize_row(raw: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if amount is None:
         return None
-    return {
-        "uev_id": row_id,
-        "type": kind,
-        "amount_micros": signed(str(kind), amount),
-        "currency": _text(raw.get("currency")) or "credit",
-        "generation_id": generation,
-        "hold_id": _text(raw.get("hold_id")),
-        "created_at": created,
-        "description": description,
-        "contract": contract,
-        "raw": dict(raw),
-    }
+    return NewLedgerEntry(
+        uev_id=row_id,
+        type=str(kind),
+        amount_micros=signed(str(kind), amount),
+        currency=_text(raw.get("currency")) or "credit",
+        generation_id=generation,
+        hold_id=_text(raw.get("hold_id")),
+        created_at=created,
+        description=description,
+        contract=contract,
+        raw=dict(raw),
+    )
 
 
 @dataclass(frozen=True)
@@ -128,122 +139,88 @@ class Draft:
     expected_micros: int | None = None
     actual_micros: int | None = None
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "subject": self.subject,
-            "job_id": self.job_id,
-            "expected_micros": self.expected_micros,
-            "actual_micros": self.actual_micros,
-            "reason": self.reason,
-            "action": None,
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "resolved_at": None,
-        }
-
-    def changed(self, row: Any) -> bool:
-        """The stored finding says something else now (or was resolved meanwhile)."""
-        stored = (row.expected_micros, row.actual_micros, row.reason, row.resolved_at)
-        return stored != (self.expected_micros, self.actual_micros, self.reason, None)
-
-    def refresh(self, now: datetime) -> dict[str, Any]:
-        """Still true: current amounts, and open again if it had been resolved."""
-        return {
-            "expected_micros": self.expected_micros,
-            "actual_micros": self.actual_micros,
-            "reason": self.reason,
-            "last_seen_at": now,
-            "resolved_at": None,
-        }
-
-
-@dataclass(frozen=True)
-class JobMoney:
-    """What the ledger says moved for one generation, beside what the job says (positive
-    micro-credits; `known` is False when the receiver has no such job)."""
-
-    job_id: str
-    known: bool
-    status: str | None
-    terminal: bool
-    cost_micros: int | None
-    cost_state: str | None
-    held: int
-    released: int
-    charges: int
-    refunded: int
-
-    @classmethod
-    def of(cls, row: Any) -> JobMoney:
-        return cls(
-            row.generation_id,
-            bool(row.known),
-            row.status,
-            bool(row.terminal),
-            row.cost_micros,
-            row.cost_state,
-            int(row.held),
-            int(row.released),
-            int(row.charges),
-            int(row.refunded),
+    def row(self, now: datetime) -> NewFinding:
+        return NewFinding(
+            code=self.code,
+            subject=self.subject,
+            job_id=self.job_id,
+            expected_micros=self.expected_micros,
+            actual_micros=self.actual_micros,
+            reason=self.reason,
+            first_seen_at=now,
+            last_seen_at=now,
         )
 
-    @property
-    def charged(self) -> int:
-        return self.charges - self.refunded
+    def changed(self, stored: FindingRecord) -> bool:
+        """The stored finding says something else now (or was resolved meanwhile)."""
+        was = (stored.expected_micros, stored.actual_micros, stored.reason, stored.resolved_at)
+        return was != (self.expected_micros, self.actual_micros, self.reason, None)
 
-    @property
-    def outstanding(self) -> int:
-        """Held and neither released nor refunded. A charge settles its whole hold (the hold
-        is an upper bound; what it did not charge goes back to available), so a charged job
-        holds nothing."""
-        return 0 if self.charges > 0 else self.held - self.released - self.refunded
+    def refresh(self, now: datetime) -> FindingUpdate:
+        """Still true: current amounts, and open again if it had been resolved."""
+        return FindingUpdate(
+            expected_micros=self.expected_micros,
+            actual_micros=self.actual_micros,
+            reason=self.reason,
+            last_seen_at=now,
+            resolved_at=None,
+        )
+
+
+def charged(m: JobMoney) -> int:
+    return m.charges - m.refunded
+
+
+def outstanding(m: JobMoney) -> int:
+    """Held and neither released nor refunded. A charge settles its whole hold (the hold is
+    an upper bound; what it did not charge goes back to available), so a charged job holds
+    nothing."""
+    return 0 if m.charges > 0 else m.held - m.released - m.refunded
 
 
 def money_findings(m: JobMoney, tolerance: int, *, hold_overdue: bool) -> list[Draft]:
     if not m.known:
         return []
     found = []
-    if m.terminal and m.status != "succeeded" and m.charged > tolerance:
+    if m.terminal and m.status != JobStatus.SUCCEEDED and charged(m) > tolerance:
         found.append(_charge_not_succeeded(m))
     elif _mismatched(m, tolerance):
         found.append(_charge_mismatch(m))
-    if m.terminal and hold_overdue and m.outstanding > tolerance:
+    if m.terminal and hold_overdue and outstanding(m) > tolerance:
         found.append(_hold_not_released(m))
     return found
 
 
 def _mismatched(m: JobMoney, tolerance: int) -> bool:
-    if m.status != "succeeded" or m.cost_state != "charged" or m.cost_micros is None:
+    if m.status != JobStatus.SUCCEEDED or m.cost_state != "charged" or m.cost_micros is None:
         return False
-    return m.charges > 0 and abs(m.charged - m.cost_micros) > tolerance
+    return m.charges > 0 and abs(charged(m) - m.cost_micros) > tolerance
 
 
 def _charge_not_succeeded(m: JobMoney) -> Draft:
     reason = (
-        f"{m.job_id} ended {m.status} but was charged {credits_text(m.charged)} credits; "
+        f"{m.job_id} ended {m.status} but was charged {credits_text(charged(m))} credits; "
         "a job that does not succeed should cost nothing."
     )
-    return Draft("charge_not_succeeded", m.job_id, reason, m.job_id, 0, m.charged)
+    return Draft("charge_not_succeeded", m.job_id, reason, m.job_id, 0, charged(m))
 
 
 def _charge_mismatch(m: JobMoney) -> Draft:
-    difference = m.charged - (m.cost_micros or 0)
+    difference = charged(m) - (m.cost_micros or 0)
     reason = (
-        f"{m.job_id} was charged {credits_text(m.charged)} credits but its cost is "
+        f"{m.job_id} was charged {credits_text(charged(m))} credits but its cost is "
         f"{credits_text(m.cost_micros)} credits ({'+' if difference > 0 else ''}"
         f"{credits_text(difference)})."
     )
-    return Draft("charge_mismatch", m.job_id, reason, m.job_id, m.cost_micros, m.charged)
+    return Draft("charge_mismatch", m.job_id, reason, m.job_id, m.cost_micros, charged(m))
 
 
 def _hold_not_released(m: JobMoney) -> Draft:
     reason = (
-        f"{m.job_id} ended {m.status} but {credits_text(m.outstanding)} held credits were "
+        f"{m.job_id} ended {m.status} but {credits_text(outstanding(m))} held credits were "
         "never released or charged."
     )
-    return Draft("hold_not_released", m.job_id, reason, m.job_id, 0, m.outstanding)
+    return Draft("hold_not_released", m.job_id, reason, m.job_id, 0, outstanding(m))
 
 
 def hold_overdue(seen_at: datetime | None, synced: datetime | None, grace: timedelta) -> bool:
@@ -259,7 +236,7 @@ def unknown_job_finding(m: JobMoney) -> Draft:
         f"The ledger moved credits for {m.job_id} ({', '.join(moved) or 'nothing'}), "
         "a job the receiver had never seen."
     )
-    actual = m.charged or m.held
+    actual = charged(m) or m.held
     return Draft("unknown_job", m.job_id, reason, m.job_id, None, actual)
 
 
@@ -279,11 +256,11 @@ def drift_finding(
     )
 
 
-def duplicate_findings(requests: Sequence[Any], window: timedelta) -> list[Draft]:
+def duplicate_findings(requests: Sequence[RepeatedRequest], window: timedelta) -> list[Draft]:
     """Rows ordered by (fingerprint, created_at): each request that repeats the previous one
     with the same fingerprint within `window`, under another idempotency key."""
     found: list[Draft] = []
-    previous: Any = None
+    previous: RepeatedRequest | None = None
     for request in requests:
         if (
             previous is not None

@@ -1,32 +1,36 @@
-"""What the dashboard shows: small read models gathered from the gateway for each page."""
+"""What the dashboard shows: small read models gathered for each page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from receiver.jobs import views as jobs
+from receiver.jobs.views import Job, JobEvent
 from receiver.runtime import Runtime
 from receiver.spend import reports as spend
+from receiver.spend.reports import RunwayView, SpendGroupView
+from receiver.webhooks.keyring import Secret
 from storage import gateway
+from storage.db import Connection
 from storage.gateway import stats
+from storage.records import AtRiskOutput, OutputCounts, RejectionCountRecord
+from storage.states import NON_TERMINAL
 from storage.types import utcnow
 
 __all__ = ["Overview", "bar_chart", "overview", "sparkline_points", "spend_page"]
 
-RUNNING = ("pending", "queued", "processing")
+FINDINGS_SHOWN = 500  # the oldest open ones; the API and the CLI page through all of them
 
 
-@dataclass
+@dataclass(frozen=True)
 class Overview:
     jobs_by_status: dict[str, int]
     deliveries: dict[str, list[int]]
     terminal_via: dict[str, int]
-    outputs: dict[str, int]
-    at_risk: list[Any]
-    rejections: list[Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    outputs: OutputCounts
+    at_risk: list[AtRiskOutput]
+    rejections: list[RejectionCountRecord]
 
     @property
     def total_jobs(self) -> int:
@@ -34,7 +38,7 @@ class Overview:
 
     @property
     def running(self) -> int:
-        return sum(n for status, n in self.jobs_by_status.items() if status in RUNNING)
+        return sum(n for status, n in self.jobs_by_status.items() if status in NON_TERMINAL)
 
     @property
     def missed_webhook_rate(self) -> float | None:
@@ -49,15 +53,18 @@ class Overview:
 
 async def overview(runtime: Runtime) -> Overview:
     now = utcnow()
-    async with runtime.db.read() as conn:
+
+    def read(conn: Connection) -> Overview:
         return Overview(
-            jobs_by_status=await gateway.count_jobs_by_status(conn),
-            deliveries=await stats.deliveries_per_minute(conn, now - timedelta(hours=1), 60),
-            terminal_via=await stats.terminal_via_counts(conn, now - timedelta(days=1)),
-            outputs=await gateway.output_counts(conn, now + timedelta(hours=1)),
-            at_risk=await stats.recent_outputs_at_risk(conn, now + timedelta(hours=1)),
-            rejections=list(await gateway.rejection_counts(conn)),
+            jobs_by_status=gateway.count_jobs_by_status(conn),
+            deliveries=stats.deliveries_per_minute(conn, now - timedelta(hours=1), 60),
+            terminal_via=stats.terminal_via_counts(conn, now - timedelta(days=1)),
+            outputs=gateway.output_counts(conn, now + timedelta(hours=1)),
+            at_risk=stats.recent_outputs_at_risk(conn, now + timedelta(hours=1)),
+            rejections=gateway.rejection_counts(conn),
         )
+
+    return await runtime.db.read(read)
 
 
 def sparkline_points(values: list[int], width: int = 300, height: int = 40) -> str:
@@ -71,16 +78,16 @@ def sparkline_points(values: list[int], width: int = 300, height: int = 40) -> s
     )
 
 
-async def job_page(runtime: Runtime, job_id: str) -> tuple[dict[str, Any], list[Any]] | None:
+async def job_page(runtime: Runtime, job_id: str) -> tuple[Job, list[JobEvent]] | None:
     job = await jobs.get_job(runtime.db, job_id)
     if job is None:
         return None
     return job, await jobs.job_events(runtime.db, job_id) or []
 
 
-def safe_to_retire(secret: Any, others_active: int, grace: timedelta) -> bool:
+def safe_to_retire(secret: Secret, others_active: int, grace: timedelta) -> bool:
     """Unused for the grace period, and not the last secret that still verifies."""
-    if secret.state(utcnow()) != "active" or others_active == 0:
+    if secret.state != "active" or others_active == 0:
         return False
     last_used = secret.last_matched_at or secret.created_at
     return bool(utcnow() - last_used > grace)
@@ -96,15 +103,21 @@ class Bar:
     value: float
 
 
-def bar_chart(groups: list[dict[str, Any]], *, width: int = 720, height: int = 160) -> list[Bar]:
+@dataclass(frozen=True)
+class _Day:
+    key: str
+    charged: float | None
+
+
+def bar_chart(groups: list[_Day], *, width: int = 720, height: int = 160) -> list[Bar]:
     """Server-rendered SVG bars of credits charged per group (no JavaScript)."""
     if not groups:
         return []
-    top = max(float(g["charged"] or 0) for g in groups) or 1.0
+    top = max(float(g.charged or 0) for g in groups) or 1.0
     slot = width / len(groups)
     bars = []
     for i, group in enumerate(groups):
-        value = float(group["charged"] or 0)
+        value = float(group.charged or 0)
         bar_height = (height - 20) * value / top
         bars.append(
             Bar(
@@ -112,39 +125,35 @@ def bar_chart(groups: list[dict[str, Any]], *, width: int = 720, height: int = 1
                 height - 20 - bar_height,
                 slot * 0.8,
                 bar_height,
-                str(group["key"])[5:10] if (len(groups) - 1 - i) % 5 == 0 else "",
+                group.key[5:10] if (len(groups) - 1 - i) % 5 == 0 else "",
                 value,
             )
         )
     return bars
 
 
-def _every_day(groups: list[dict[str, Any]], now: Any, days: int) -> list[dict[str, Any]]:
+def _every_day(groups: list[SpendGroupView], now: datetime, days: int) -> list[_Day]:
     """One group per calendar day of the window, zero where nothing was charged."""
-    charged = {str(g["key"])[:10]: g["charged"] for g in groups}
+    charged = {g.key[:10]: g.charged for g in groups}
     dates = [(now - timedelta(days=n)).date().isoformat() for n in range(days - 1, -1, -1)]
-    return [{"key": d, "charged": charged.get(d, 0)} for d in dates]
+    return [_Day(d, charged.get(d, 0)) for d in dates]
 
 
-FINDINGS_SHOWN = 500  # the oldest open ones; the API and the CLI page through all of them
-
-
-async def spend_page(runtime: Runtime) -> dict[str, Any]:
+async def spend_page(runtime: Runtime) -> dict[str, object]:
     now = utcnow()
-    async with runtime.db.read() as conn:
-        open_by_code = await stats.open_findings_by_code(conn)
+    open_by_code = await runtime.db.read(stats.open_findings_by_code)
     daily = await spend.summary(runtime.db, "day", now - timedelta(days=30), None)
     return {
         "daily": daily,
-        "bars": bar_chart(_every_day(daily["groups"], now, 30)),
+        "bars": bar_chart(_every_day(daily.groups, now, 30)),
         "kinds": await spend.summary(runtime.db, "kind"),
         "models": await spend.summary(runtime.db, "model"),
-        "findings": (await spend.findings(runtime.db, limit=FINDINGS_SHOWN))["data"],
+        "findings": (await spend.findings(runtime.db, limit=FINDINGS_SHOWN)).data,
         "findings_open": sum(open_by_code.values()),
         "runway": (await spend.runway(runtime.db, now)).view(),
     }
 
 
-async def credits_card(runtime: Runtime) -> dict[str, Any] | None:
+async def credits_card(runtime: Runtime) -> RunwayView | None:
     view = (await spend.runway(runtime.db, utcnow())).view()
-    return view if view["available"] is not None else None
+    return view if view.available is not None else None

@@ -15,13 +15,13 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from receiver.errors import ErrorEnvelope, ReceiverError, error_type
 from receiver.ids import new_id
 from receiver.metrics import HTTP_METRICS
 
 __all__ = [
     "ERROR_RESPONSES",
     "REQUEST_ID_HEADER",
-    "ApiError",
     "current_request_id",
     "error_response",
     "exception_handlers",
@@ -35,18 +35,6 @@ _REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
 _UNCOUNTED_PREFIX = "/static"  # asset fetches would only dilute the request figures
 _request_id: ContextVar[str | None] = ContextVar("receiver_request_id", default=None)
 
-_TYPE_BY_STATUS = {
-    400: "invalid_request",
-    401: "authentication",
-    403: "authentication",
-    404: "not_found",
-    405: "invalid_request",
-    409: "invalid_request",
-    413: "invalid_request",
-    415: "invalid_request",
-    422: "invalid_request",
-    429: "rate_limit",
-}
 _CODE_BY_STATUS = {
     400: "invalid_request",
     401: "unauthorized",
@@ -64,28 +52,6 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-class ApiError(Exception):
-    """Raised by handlers for a clear, expected error; becomes the envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-
 def error_response(
     status: int,
     code: str,
@@ -93,10 +59,10 @@ def error_response(
     *,
     param: str | None = None,
     headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, str | None] | None = None,
 ) -> Response[bytes]:
-    error: dict[str, Any] = {
-        "type": _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request"),
+    error: dict[str, str | None] = {
+        "type": error_type(status),
         "code": code,
         "message": message,
         "request_id": current_request_id(),
@@ -145,9 +111,14 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+def _receiver_error(_: Request[Any, Any, Any], exc: ReceiverError) -> Response[bytes]:
     return error_response(
-        exc.status, exc.code, exc.message, param=exc.param, headers=exc.headers, extra=exc.extra
+        exc.http_status,
+        exc.code,
+        exc.message,
+        param=exc.param,
+        headers=exc.headers,
+        extra=exc.extra,
     )
 
 
@@ -174,25 +145,11 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 exception_handlers: dict[Any, Any] = {
-    ApiError: _api_error,
+    ReceiverError: _receiver_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected_error,
 }
-
-
-class ErrorBody(msgspec.Struct):
-    type: str
-    code: str
-    message: str
-    request_id: str | None
-    param: str | None = None
-
-
-class ErrorEnvelope(msgspec.Struct):
-    """Every error answer: shaped like Aurous's own envelope."""
-
-    error: ErrorBody
 
 
 def _error_spec(description: str) -> ResponseSpec:

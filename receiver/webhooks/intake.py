@@ -17,21 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import msgspec
 
 from receiver.generation import GenerationResponse
-from receiver.jobs.lifecycle import (
-    Observation,
-    ObservationResult,
-    record_observations,
-    write_retrying_races,
-)
+from receiver.jobs.lifecycle import Observation, ObservationResult
+from receiver.jobs.tracker import JobTracker, JobWriter
 from receiver.webhooks.envelope import Envelope, body_key
 from receiver.webhooks.signing import Match
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection
+from storage.records import NewDelivery
+from storage.states import DeliveryStatus
 
 __all__ = ["Intake", "IntakeClosed", "Outcome", "RejectedRequest", "VerifiedDelivery"]
 
@@ -87,33 +84,25 @@ class _Pending:
 
 
 class Intake:
+    """`on_events` is told, after each commit, the types of the newly accepted events that
+    are not about a job (e.g. `usage.balance_low`); job changes are the tracker's to tell."""
+
     def __init__(
         self,
-        db: Database,
+        tracker: JobTracker,
         *,
-        output_ttl_s: int,
+        on_events: Callable[[Sequence[str]], None] | None = None,
         keep_rejected: int = 1000,
         max_batch: int = 128,
         writers: int = 1,
     ) -> None:
-        self._db = db
-        self._output_ttl_s = output_ttl_s
+        self._tracker = tracker
+        self._on_events = on_events
         self._keep_rejected = keep_rejected
         self._max_batch = max_batch
         self._writer_count = writers
-        self._listeners: list[Callable[[Sequence[ObservationResult]], None]] = []
-        self._event_listeners: list[Callable[[Sequence[str]], None]] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
-
-    def add_listener(self, listener: Callable[[Sequence[ObservationResult]], None]) -> None:
-        """Called with the job changes of each commit, after it (e.g. to start archiving)."""
-        self._listeners.append(listener)
-
-    def add_event_listener(self, listener: Callable[[Sequence[str]], None]) -> None:
-        """Called with the types of the newly accepted events that are not about a job
-        (e.g. `usage.balance_low`), after the commit that stored them."""
-        self._event_listeners.append(listener)
 
     async def start(self) -> None:
         self._writers = [
@@ -175,34 +164,23 @@ class Intake:
         for pending, outcome in zip(batch, outcomes, strict=True):
             if not pending.future.done():
                 pending.future.set_result(outcome)
-        self._notify(batch)
         self._notify_events(batch, outcomes)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
-        return await write_retrying_races(self._db, lambda conn: self._store_all(conn, batch))
+        return await self._tracker.write(lambda conn, jobs: self._store_all(conn, jobs, batch))
 
-    async def _store_all(self, conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
-        outcomes = await _store_deliveries(conn, batch)
+    def _store_all(self, conn: Connection, jobs: JobWriter, batch: list[_Pending]) -> list[Outcome]:
+        outcomes = _store_deliveries(conn, batch)
         accepted = [p for p, o in zip(batch, outcomes, strict=True) if o is Outcome.ACCEPTED]
         observed = [p for p in accepted if _generation_of(p) is not None]
-        results = await record_observations(
-            conn, [_observation(p) for p in observed], output_ttl_s=self._output_ttl_s
-        )
+        results = jobs.observe([_observation(p) for p in observed])
         for pending, result in zip(observed, results, strict=True):
             pending.observation = result
-        await gateway.record_secret_matches(conn, _secret_matches(batch))
+        gateway.record_secret_matches(conn, _secret_matches(batch))
         rejections = [p.item for p in batch if isinstance(p.item, RejectedRequest)]
         if rejections:
-            await _store_rejections(conn, rejections, self._keep_rejected)
+            _store_rejections(conn, rejections, self._keep_rejected)
         return outcomes
-
-    def _notify(self, batch: list[_Pending]) -> None:
-        results = [p.observation for p in batch if p.observation is not None]
-        for listener in self._listeners if results else ():
-            try:
-                listener(results)
-            except Exception:
-                log.exception("after-commit listener failed")
 
     def _notify_events(self, batch: list[_Pending], outcomes: list[Outcome]) -> None:
         types = [
@@ -213,85 +191,84 @@ class Intake:
             and p.item.envelope is not None
             and p.item.envelope.generation is None
         ]
-        for listener in self._event_listeners if types else ():
+        if types and self._on_events is not None:
             try:
-                listener(types)
+                self._on_events(types)
             except Exception:
                 log.exception("after-commit event listener failed")
 
 
-def _row(item: VerifiedDelivery) -> dict[str, Any]:
+def _row(item: VerifiedDelivery) -> NewDelivery:
     envelope = item.envelope
     generation = envelope.generation if envelope else None
-    return {
-        "event_id": envelope.event_key if envelope else body_key(item.body),
-        "event_type": envelope.event_type if envelope else None,
-        "status": "processed" if envelope else "quarantined",
-        "duplicate_of": None,
-        "reject_reason": item.decode_error,
-        "received_at": item.facts.received_at,
-        "signature_t": item.match.timestamp,
-        "secret_id": item.match.secret_id,
-        "job_id": generation.id if generation else None,
-        "synthetic": bool(envelope and envelope.synthetic),
-        "body": item.body,
-        "body_size": len(item.body),
-        "headers": item.facts.headers,
-        "remote_addr": item.facts.remote_addr,
-        "request_id": item.facts.request_id,
-    }
+    return NewDelivery(
+        event_id=envelope.event_key if envelope else body_key(item.body),
+        event_type=envelope.event_type if envelope else None,
+        status=DeliveryStatus.PROCESSED if envelope else DeliveryStatus.QUARANTINED,
+        reject_reason=item.decode_error,
+        received_at=item.facts.received_at,
+        signature_t=item.match.timestamp,
+        secret_id=item.match.secret_id,
+        job_id=generation.id if generation else None,
+        synthetic=bool(envelope and envelope.synthetic),
+        body=item.body,
+        body_size=len(item.body),
+        headers=item.facts.headers,
+        remote_addr=item.facts.remote_addr,
+        request_id=item.facts.request_id,
+    )
 
 
-async def _store_deliveries(conn: AsyncConnection, batch: list[_Pending]) -> list[Outcome]:
+def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[Outcome]:
     """Insert every verified delivery; the UNIQUE event id decides which ones are new."""
     rows = {id(p): _row(p.item) for p in batch if isinstance(p.item, VerifiedDelivery)}
-    new_events = await gateway.insert_deliveries(conn, list(rows.values()))
-    outcomes, claimed, duplicates = [], set(), []
+    new_events = gateway.insert_deliveries(conn, list(rows.values()))
+    outcomes: list[Outcome] = []
+    claimed: set[str | None] = set()
+    duplicates: list[NewDelivery] = []
     for pending in batch:
         row = rows.get(id(pending))
         if row is None:
             outcomes.append(Outcome.REJECTED)
-        elif row["event_id"] in new_events and row["event_id"] not in claimed:
-            claimed.add(row["event_id"])
-            quarantined = row["status"] == "quarantined"
+        elif row.event_id in new_events and row.event_id not in claimed:
+            claimed.add(row.event_id)
+            quarantined = row.status == DeliveryStatus.QUARANTINED
             outcomes.append(Outcome.QUARANTINED if quarantined else Outcome.ACCEPTED)
         else:
             outcomes.append(Outcome.DUPLICATE)
             duplicates.append(row)
     if duplicates:
-        originals = await gateway.find_delivery_ids(conn, [r["event_id"] for r in duplicates])
-        await gateway.insert_delivery_records(
+        originals = gateway.find_delivery_ids(conn, [r.event_id or "" for r in duplicates])
+        gateway.insert_delivery_records(
             conn,
             [
-                r
-                | {
-                    "event_id": None,
-                    "status": "duplicate",
-                    "body": b"",
-                    "duplicate_of": originals.get(r["event_id"]),
-                }
-                for r in duplicates
+                msgspec.structs.replace(
+                    row,
+                    event_id=None,
+                    status=DeliveryStatus.DUPLICATE,
+                    body=b"",
+                    duplicate_of=originals.get(row.event_id or ""),
+                )
+                for row in duplicates
             ],
         )
     return outcomes
 
 
-async def _store_rejections(
-    conn: AsyncConnection, rejections: list[RejectedRequest], keep: int
-) -> None:
-    await gateway.insert_delivery_records(
+def _store_rejections(conn: Connection, rejections: list[RejectedRequest], keep: int) -> None:
+    gateway.insert_delivery_records(
         conn,
         [
-            {
-                "status": "rejected",
-                "reject_reason": item.reason,
-                "received_at": item.facts.received_at,
-                "body": item.body_prefix[:REJECTED_BODY_PREFIX],
-                "body_size": item.body_size,
-                "headers": item.facts.headers,
-                "remote_addr": item.facts.remote_addr,
-                "request_id": item.facts.request_id,
-            }
+            NewDelivery(
+                status=DeliveryStatus.REJECTED,
+                reject_reason=item.reason,
+                received_at=item.facts.received_at,
+                body=item.body_prefix[:REJECTED_BODY_PREFIX],
+                body_size=item.body_size,
+                headers=item.facts.headers,
+                remote_addr=item.facts.remote_addr,
+                request_id=item.facts.request_id,
+            )
             for item in rejections
         ],
     )
@@ -299,8 +276,8 @@ async def _store_rejections(
     for item in rejections:
         count, _ = counts.get(item.reason, (0, item.facts.received_at))
         counts[item.reason] = (count + 1, item.facts.received_at)
-    await gateway.bump_rejection_counts(conn, counts)
-    await gateway.prune_rejected(conn, keep)
+    gateway.bump_rejection_counts(conn, counts)
+    gateway.prune_rejected(conn, keep)
 
 
 def _generation_of(pending: _Pending) -> GenerationResponse | None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 from receiver.webhooks.signing import (
     Keyring,
@@ -19,10 +20,11 @@ from receiver.webhooks.signing import (
 )
 from storage import gateway
 from storage.crypto import SecretBox
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import NewSecret, SecretRecord
 from storage.types import utcnow
 
-__all__ = ["SecretError", "SecretInfo", "SecretStore", "preview_secret"]
+__all__ = ["Secret", "SecretError", "SecretStore", "preview_secret", "secret_state"]
 
 _PURPOSE = b"webhook_secret"
 _CACHE_S = 1.0
@@ -34,24 +36,42 @@ class SecretError(ValueError):
     """A secret cannot be added or changed; the message says why."""
 
 
-@dataclass(frozen=True)
-class SecretInfo:
+class Secret(msgspec.Struct, frozen=True):
+    """A secret of the keyring as the API shows it: metadata only, never the secret."""
+
     id: int
     label: str | None
     source: str
     preview: str
+    state: str  # active | expired | retired
     created_at: datetime
     expires_at: datetime | None
     retired_at: datetime | None
     last_matched_at: datetime | None
     match_count: int
 
-    def state(self, now: datetime) -> str:
-        if self.retired_at is not None:
-            return "retired"
-        if self.expires_at is not None and self.expires_at <= now:
-            return "expired"
-        return "active"
+    @classmethod
+    def of(cls, record: SecretRecord, now: datetime) -> Secret:
+        return cls(
+            record.id,
+            record.label,
+            record.source,
+            record.preview,
+            secret_state(record, now),
+            record.created_at,
+            record.expires_at,
+            record.retired_at,
+            record.last_matched_at,
+            record.match_count,
+        )
+
+
+def secret_state(secret: SecretRecord, now: datetime) -> str:
+    if secret.retired_at is not None:
+        return "retired"
+    if secret.expires_at is not None and secret.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 def preview_secret(secret: str) -> str:
@@ -85,9 +105,8 @@ class SecretStore:
         expires_at: datetime | None = None,
     ) -> int:
         """The new secret's id. Adding a secret that is already stored is an error."""
-        secret = validate_secret(secret)
-        async with self._db.write() as conn:
-            new_id = await gateway.insert_secret(conn, self._row(secret, source, label, expires_at))
+        row = self._row(validate_secret(secret), source, label, expires_at)
+        new_id = await self._db.write(lambda conn: gateway.insert_secret(conn, row))
         if new_id is None:
             raise SecretError("this secret is already in the keyring")
         self._loaded_at = float("-inf")
@@ -95,68 +114,59 @@ class SecretStore:
 
     async def bootstrap(self, secrets: Sequence[str]) -> list[int]:
         """Import secrets from the environment once; ones already stored are left as they are."""
-        added = []
-        async with self._db.write() as conn:
-            for secret in secrets:
-                row = self._row(validate_secret(secret), "env", "from AUROUS_WEBHOOK_SECRET", None)
-                new_id = await gateway.insert_secret(conn, row)
-                if new_id is not None:
-                    added.append(new_id)
+        label = "from AUROUS_WEBHOOK_SECRET"
+        rows = [self._row(validate_secret(secret), "env", label, None) for secret in secrets]
+
+        def insert(conn: Connection) -> list[int]:
+            inserted = [gateway.insert_secret(conn, row) for row in rows]
+            return [new_id for new_id in inserted if new_id is not None]
+
+        added = await self._db.write(insert)
         self._loaded_at = float("-inf")
         return added
 
     async def find(self, secret: str) -> int | None:
-        async with self._db.read() as conn:
-            return await gateway.secret_id_by_fingerprint(conn, self._box.fingerprint(secret))
+        fingerprint = self._box.fingerprint(secret)
+        return await self._db.read(lambda conn: gateway.secret_id_by_fingerprint(conn, fingerprint))
 
     async def retire(self, secret_id: int) -> None:
-        async with self._db.write() as conn:
-            if not await gateway.retire_secret(conn, secret_id, utcnow()):
-                raise SecretError(f"no active secret with id {secret_id}")
+        now = utcnow()
+        if not await self._db.write(lambda conn: gateway.retire_secret(conn, secret_id, now)):
+            raise SecretError(f"no active secret with id {secret_id}")
         self._loaded_at = float("-inf")
 
     async def expire(self, secret_id: int, at: datetime) -> None:
-        async with self._db.write() as conn:
-            if not await gateway.set_secret_expiry(conn, secret_id, at):
-                raise SecretError(f"no secret with id {secret_id}")
+        if not await self._db.write(lambda conn: gateway.set_secret_expiry(conn, secret_id, at)):
+            raise SecretError(f"no secret with id {secret_id}")
         self._loaded_at = float("-inf")
 
     async def replace(self, secret: str, *, label: str, grace: timedelta) -> tuple[int, list[int]]:
         """Add `secret` and let the active secrets with the same label (the endpoint's previous
         secret) expire after `grace`. Returns the new id and the ids given an expiry."""
-        secret = validate_secret(secret)
+        row = self._row(validate_secret(secret), "endpoint", label, None)
         until = utcnow() + grace
-        async with self._db.write() as conn:
+
+        def replace(conn: Connection) -> tuple[int, list[int]]:
             previous = [
-                r
-                for r in await gateway.list_secrets(conn, include_retired=False)
+                r.id
+                for r in gateway.list_secrets(conn, include_retired=False)
                 if r.label == label and (r.expires_at is None or r.expires_at > until)
             ]
-            new_id = await gateway.insert_secret(conn, self._row(secret, "endpoint", label, None))
+            new_id = gateway.insert_secret(conn, row)
             if new_id is None:
                 raise SecretError("this secret is already in the keyring")
-            for row in previous:
-                await gateway.set_secret_expiry(conn, row.id, until)
-        self._loaded_at = float("-inf")
-        return new_id, [row.id for row in previous]
+            for secret_id in previous:
+                gateway.set_secret_expiry(conn, secret_id, until)
+            return new_id, previous
 
-    async def list(self) -> list[SecretInfo]:
-        async with self._db.read() as conn:
-            rows = await gateway.list_secrets(conn)
-        return [
-            SecretInfo(
-                r.id,
-                r.label,
-                r.source,
-                r.preview,
-                r.created_at,
-                r.expires_at,
-                r.retired_at,
-                r.last_matched_at,
-                r.match_count,
-            )
-            for r in rows
-        ]
+        replaced = await self._db.write(replace)
+        self._loaded_at = float("-inf")
+        return replaced
+
+    async def list(self) -> list[Secret]:
+        rows = await self._db.read(gateway.list_secrets)
+        now = utcnow()
+        return [Secret.of(row, now) for row in rows]
 
     async def verify(self, body: bytes, header: str | None, *, tolerance_s: int) -> Match:
         """Verify against the cached keyring, reloading it once when nothing matched."""
@@ -182,8 +192,7 @@ class SecretStore:
         self._reloading = None
 
     async def _load(self) -> Keyring:
-        async with self._db.read() as conn:
-            rows = await gateway.list_secrets(conn, include_retired=False)
+        rows = await self._db.read(lambda conn: gateway.list_secrets(conn, include_retired=False))
         self._keyring = Keyring(
             tuple(
                 KeyringEntry(
@@ -199,13 +208,13 @@ class SecretStore:
 
     def _row(
         self, secret: str, source: str, label: str | None, expires_at: datetime | None
-    ) -> dict[str, object]:
-        return {
-            "label": label,
-            "source": source,
-            "ciphertext": self._box.seal(secret, _PURPOSE),
-            "fingerprint": self._box.fingerprint(secret),
-            "preview": preview_secret(secret),
-            "created_at": datetime.now(UTC),
-            "expires_at": expires_at,
-        }
+    ) -> NewSecret:
+        return NewSecret(
+            label=label,
+            source=source,
+            ciphertext=self._box.seal(secret, _PURPOSE),
+            fingerprint=self._box.fingerprint(secret),
+            preview=preview_secret(secret),
+            created_at=datetime.now(UTC),
+            expires_at=expires_at,
+        )

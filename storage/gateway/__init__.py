@@ -1,5 +1,10 @@
-"""Every SQL statement the service runs, one module per area. Callers pass an open
-connection and own the transaction; uniqueness, not check-then-insert, decides duplicates."""
+"""Every SQL statement the service runs, one module per area. Callers pass the `Connection`
+of the transaction they opened (`Database.read`/`write`) and get typed records back;
+uniqueness, not check-then-insert, decides duplicates.
+
+The writers of job state live in `storage.gateway.job_writes` and are not exported here: only
+the job tracker uses them.
+"""
 
 from storage.gateway.deliveries import (
     bump_rejection_counts,
@@ -11,16 +16,11 @@ from storage.gateway.deliveries import (
     rejection_counts,
 )
 from storage.gateway.jobs import (
-    JobPage,
     count_jobs_by_status,
     get_job,
-    insert_job,
-    insert_job_events,
-    insert_jobs,
     list_job_events,
     list_jobs,
     lock_jobs,
-    update_jobs,
 )
 from storage.gateway.ledger import (
     fill_generation_ids,
@@ -38,12 +38,10 @@ from storage.gateway.outputs import (
     archived_blobs,
     claim_outputs,
     extend_output_lease,
-    finish_output,
     get_output,
     list_outputs,
     output_counts,
     pending_output_ids,
-    upsert_outputs,
 )
 from storage.gateway.reconcile import (
     claim_due_polls,
@@ -85,7 +83,6 @@ from storage.gateway.spend import (
 
 __all__ = [
     "GROUPINGS",
-    "JobPage",
     "archived_blobs",
     "bump_rejection_counts",
     "claim_due_polls",
@@ -95,7 +92,6 @@ __all__ = [
     "fill_generation_ids",
     "find_delivery_ids",
     "find_findings",
-    "finish_output",
     "first_synced_at",
     "get_job",
     "get_job_request",
@@ -105,10 +101,7 @@ __all__ = [
     "insert_deliveries",
     "insert_delivery_records",
     "insert_findings",
-    "insert_job",
-    "insert_job_events",
     "insert_job_request",
-    "insert_jobs",
     "insert_secret",
     "latest_balance_snapshot",
     "ledger_effect_between",
@@ -146,7 +139,5 @@ __all__ = [
     "terminal_seen_at",
     "update_findings",
     "update_job_request",
-    "update_jobs",
     "upsert_ledger_entries",
-    "upsert_outputs",
 ]

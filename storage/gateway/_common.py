@@ -1,19 +1,45 @@
-"""What every gateway module shares: the dialect-specific INSERT (for ON CONFLICT)."""
+"""What every gateway module shares: the dialect's INSERT (for ON CONFLICT), and records read
+from rows positionally, the columns selected in the order of the record's fields."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
 
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement, Select
 
-Values = Mapping[str, Any]
+from storage.db import Connection
+from storage.records import Record
+
+__all__ = ["columns_of", "dialect_insert", "insert", "record_select", "records"]
+
+R = TypeVar("R", bound=Record)
+CHUNK = 2000  # ids per IN (...) list: far below every driver's parameter limit
 
 
-def _dialect_insert(dialect: str, table: Any) -> Any:
+def dialect_insert(dialect: str, table: Table) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    return _dialect_insert(conn.dialect.name, table)
+def insert(conn: Connection, table: Table) -> Any:
+    return dialect_insert(conn.dialect_name, table)
+
+
+@cache
+def columns_of(record_type: type[Record], table: Table) -> tuple[ColumnElement[Any], ...]:
+    return tuple(table.c[name] for name in record_type.__struct_fields__)
+
+
+def record_select(record_type: type[Record], table: Table) -> Select[Any]:
+    return select(*columns_of(record_type, table))
+
+
+def records(record_type: type[R], rows: Iterable[Sequence[Any]]) -> list[R]:
+    return [record_type(*row) for row in rows]
+
+
+def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (items[start : start + CHUNK] for start in range(0, len(items), CHUNK))

@@ -7,14 +7,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, select
 
-from storage.gateway._common import Values, _dialect_insert, _insert
-from storage.models import (
-    DELIVERY,
-    REJECTION_COUNT,
-)
+from storage.db import Connection
+from storage.gateway._common import dialect_insert, insert, record_select, records
+from storage.models import DELIVERY, REJECTION_COUNT
+from storage.records import DeliveryRecord, NewDelivery, RejectionCountRecord, values_of
+from storage.states import DeliveryStatus
 
 __all__ = [
     "bump_rejection_counts",
@@ -30,69 +29,70 @@ __all__ = [
 @cache
 def _insert_events_stmt(dialect: str) -> Any:
     return (
-        _dialect_insert(dialect, DELIVERY)
+        dialect_insert(dialect, DELIVERY)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(DELIVERY.c.event_id)
     )
 
 
-async def insert_deliveries(conn: AsyncConnection, rows: Sequence[Values]) -> set[str]:
+def insert_deliveries(conn: Connection, deliveries: Sequence[NewDelivery]) -> set[str]:
     """Store deliveries keyed by event id; returns the event ids that were new."""
-    if not rows:
+    if not deliveries:
         return set()
-    result = await conn.execute(_insert_events_stmt(conn.dialect.name), list(rows))
+    stmt = _insert_events_stmt(conn.dialect_name)
+    result = conn.execute(stmt, [values_of(d) for d in deliveries])
     return set(result.scalars().all())
 
 
-async def insert_delivery_records(conn: AsyncConnection, rows: Sequence[Values]) -> None:
+def insert_delivery_records(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:
     """Store rows that carry no event id of their own (rejections, duplicates)."""
-    if rows:
-        await conn.execute(DELIVERY.insert(), list(rows))
+    if deliveries:
+        conn.execute(DELIVERY.insert(), [values_of(d) for d in deliveries])
 
 
-async def find_delivery_ids(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, int]:
+def find_delivery_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
     stmt = select(DELIVERY.c.event_id, DELIVERY.c.id).where(DELIVERY.c.event_id.in_(event_ids))
-    return {event_id: row_id for event_id, row_id in (await conn.execute(stmt)).all()}
+    return {event_id: row_id for event_id, row_id in conn.execute(stmt)}
 
 
-async def bump_rejection_counts(
-    conn: AsyncConnection, counts: Mapping[str, tuple[int, datetime]]
-) -> None:
+def bump_rejection_counts(conn: Connection, counts: Mapping[str, tuple[int, datetime]]) -> None:
     for reason, (count, last_at) in counts.items():
-        stmt = _insert(conn, REJECTION_COUNT).values(reason=reason, count=count, last_at=last_at)
+        stmt = insert(conn, REJECTION_COUNT).values(reason=reason, count=count, last_at=last_at)
         stmt = stmt.on_conflict_do_update(
             index_elements=["reason"],
             set_={"count": REJECTION_COUNT.c.count + count, "last_at": last_at},
         )
-        await conn.execute(stmt)
+        conn.execute(stmt)
 
 
-async def prune_rejected(conn: AsyncConnection, keep: int) -> int:
+def prune_rejected(conn: Connection, keep: int) -> int:
     """Delete rejected rows older than the newest `keep` of them."""
+    rejected = DELIVERY.c.status == DeliveryStatus.REJECTED
     cutoff = (
         select(DELIVERY.c.id)
-        .where(DELIVERY.c.status == "rejected")
+        .where(rejected)
         .order_by(DELIVERY.c.id.desc())
         .offset(keep)
         .limit(1)
         .scalar_subquery()
     )
-    stmt = delete(DELIVERY).where(DELIVERY.c.status == "rejected", DELIVERY.c.id <= cutoff)
-    return (await conn.execute(stmt)).rowcount
+    return conn.execute(delete(DELIVERY).where(rejected, DELIVERY.c.id <= cutoff)).rowcount
 
 
-async def rejection_counts(conn: AsyncConnection) -> Sequence[Row[Any]]:
-    stmt = select(REJECTION_COUNT).order_by(REJECTION_COUNT.c.count.desc())
-    return (await conn.execute(stmt)).all()
+def rejection_counts(conn: Connection) -> list[RejectionCountRecord]:
+    stmt = record_select(RejectionCountRecord, REJECTION_COUNT).order_by(
+        REJECTION_COUNT.c.count.desc()
+    )
+    return records(RejectionCountRecord, conn.execute(stmt))
 
 
-async def list_deliveries(
-    conn: AsyncConnection, *, status: str | None, before_id: int | None, limit: int
-) -> Sequence[Row[Any]]:
-    columns = [c for c in DELIVERY.c if c.name != "body"]
-    stmt = select(*columns).order_by(DELIVERY.c.id.desc()).limit(limit)
+def list_deliveries(
+    conn: Connection, *, status: str | None, before_id: int | None, limit: int
+) -> list[DeliveryRecord]:
+    """Newest first, without bodies."""
+    stmt = record_select(DeliveryRecord, DELIVERY).order_by(DELIVERY.c.id.desc()).limit(limit)
     if status:
         stmt = stmt.where(DELIVERY.c.status == status)
     if before_id is not None:
         stmt = stmt.where(DELIVERY.c.id < before_id)
-    return (await conn.execute(stmt)).all()
+    return records(DeliveryRecord, conn.execute(stmt))

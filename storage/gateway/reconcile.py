@@ -1,31 +1,22 @@
-"""Reconciliation: leased claims of due polls and small named watermarks."""
+"""Reconciliation: leased claims of due polls, and small named watermarks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import or_, select, update
 
-from storage.gateway._common import Values, _insert
-from storage.models import (
-    JOB,
-    SYNC_STATE,
-)
+from storage.db import Connection
+from storage.gateway._common import columns_of, insert, records
+from storage.models import JOB, SYNC_STATE
+from storage.records import PollClaim
 
-__all__ = [
-    "claim_due_polls",
-    "get_state",
-    "release_job_lease",
-    "set_state",
-]
+__all__ = ["claim_due_polls", "get_state", "release_job_lease", "set_state"]
 
 
-async def claim_due_polls(
-    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
-) -> Sequence[Row[Any]]:
+def claim_due_polls(
+    conn: Connection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[PollClaim]:
     """Lease running jobs whose next poll is due, most overdue first, in one statement."""
     due = (
         select(JOB.c.id)
@@ -44,30 +35,32 @@ async def claim_due_polls(
         .values(
             lease_owner=owner, lease_expires_at=lease_until, poll_attempts=JOB.c.poll_attempts + 1
         )
-        .returning(JOB.c.id, JOB.c.kind, JOB.c.poll_attempts, JOB.c.next_poll_at)
+        .returning(*columns_of(PollClaim, JOB))
     )
-    return (await conn.execute(stmt)).all()
+    return records(PollClaim, conn.execute(stmt))
 
 
-async def release_job_lease(
-    conn: AsyncConnection, job_id: str, owner: str, values: Values | None = None
+def release_job_lease(
+    conn: Connection, job_id: str, owner: str, *, next_poll_at: datetime | None = None
 ) -> bool:
-    stmt = (
-        update(JOB)
-        .where(JOB.c.id == job_id, JOB.c.lease_owner == owner)
-        .values(**(values or {}), lease_owner=None, lease_expires_at=None)
-    )
-    return (await conn.execute(stmt)).rowcount == 1
+    """End a poll's lease (fenced on its owner); `next_poll_at` when the poll failed and
+    should be tried again then."""
+    values: dict[str, datetime | None] = {"lease_owner": None, "lease_expires_at": None}
+    if next_poll_at is not None:
+        values["next_poll_at"] = next_poll_at
+    stmt = update(JOB).where(JOB.c.id == job_id, JOB.c.lease_owner == owner).values(values)
+    return conn.execute(stmt).rowcount == 1
 
 
-async def get_state(conn: AsyncConnection, key: str) -> str | None:
+def get_state(conn: Connection, key: str) -> str | None:
     stmt = select(SYNC_STATE.c.value).where(SYNC_STATE.c.key == key)
-    return (await conn.execute(stmt)).scalar_one_or_none()
+    value: str | None = conn.execute(stmt).scalar_one_or_none()
+    return value
 
 
-async def set_state(conn: AsyncConnection, key: str, value: str, at: datetime) -> None:
-    stmt = _insert(conn, SYNC_STATE).values(key=key, value=value, updated_at=at)
+def set_state(conn: Connection, key: str, value: str, at: datetime) -> None:
+    stmt = insert(conn, SYNC_STATE).values(key=key, value=value, updated_at=at)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"], set_={"value": value, "updated_at": at}
     )
-    await conn.execute(stmt)
+    conn.execute(stmt)

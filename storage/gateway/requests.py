@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import update
 
-from storage.gateway._common import Values, _insert
-from storage.models import (
-    JOB_REQUEST,
+from storage.db import Connection
+from storage.gateway._common import insert, record_select, records
+from storage.models import JOB_REQUEST
+from storage.records import (
+    JobRequestRecord,
+    JobRequestUpdate,
+    NewJobRequest,
+    changed_fields,
+    values_of,
 )
+from storage.states import RequestState
 
 __all__ = [
     "get_job_request",
@@ -22,36 +26,44 @@ __all__ = [
 ]
 
 
-async def insert_job_request(conn: AsyncConnection, values: Values) -> bool:
+def insert_job_request(conn: Connection, request: NewJobRequest) -> bool:
+    """False when a request with the same idempotency key is already stored."""
     stmt = (
-        _insert(conn, JOB_REQUEST)
-        .values(**values)
+        insert(conn, JOB_REQUEST)
+        .values(**values_of(request))
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
     )
-    return (await conn.execute(stmt)).rowcount == 1
+    return conn.execute(stmt).rowcount == 1
 
 
-async def get_job_request(conn: AsyncConnection, idempotency_key: str) -> Row[Any] | None:
-    stmt = select(JOB_REQUEST).where(JOB_REQUEST.c.idempotency_key == idempotency_key)
-    return (await conn.execute(stmt)).first()
+def get_job_request(conn: Connection, idempotency_key: str) -> JobRequestRecord | None:
+    stmt = record_select(JobRequestRecord, JOB_REQUEST).where(
+        JOB_REQUEST.c.idempotency_key == idempotency_key
+    )
+    found = records(JobRequestRecord, conn.execute(stmt))
+    return found[0] if found else None
 
 
-async def update_job_request(conn: AsyncConnection, idempotency_key: str, values: Values) -> None:
-    await conn.execute(
+def update_job_request(conn: Connection, idempotency_key: str, change: JobRequestUpdate) -> None:
+    """Record an attempt's outcome (each call counts one more attempt)."""
+    conn.execute(
         update(JOB_REQUEST)
         .where(JOB_REQUEST.c.idempotency_key == idempotency_key)
-        .values(**values, attempts=JOB_REQUEST.c.attempts + 1)
+        .values(**changed_fields(change), attempts=JOB_REQUEST.c.attempts + 1)
     )
 
 
-async def stale_job_requests(
-    conn: AsyncConnection, older_than: datetime, limit: int
-) -> Sequence[Row[Any]]:
+def stale_job_requests(
+    conn: Connection, older_than: datetime, limit: int
+) -> list[JobRequestRecord]:
     """Requests still `sending` long after they were sent: their outcome is unknown."""
     stmt = (
-        select(JOB_REQUEST)
-        .where(JOB_REQUEST.c.state == "sending", JOB_REQUEST.c.updated_at < older_than)
+        record_select(JobRequestRecord, JOB_REQUEST)
+        .where(
+            JOB_REQUEST.c.state == RequestState.SENDING,
+            JOB_REQUEST.c.updated_at < older_than,
+        )
         .order_by(JOB_REQUEST.c.updated_at)
         .limit(limit)
     )
-    return (await conn.execute(stmt)).all()
+    return records(JobRequestRecord, conn.execute(stmt))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, update
 
-from storage.gateway._common import Values, _insert
-from storage.models import (
-    WEBHOOK_SECRET,
-)
+from storage.db import Connection
+from storage.gateway._common import insert, record_select, records
+from storage.models import WEBHOOK_SECRET
+from storage.records import NewSecret, SecretRecord, values_of
 
 __all__ = [
     "insert_secret",
@@ -24,50 +22,48 @@ __all__ = [
 ]
 
 
-async def insert_secret(conn: AsyncConnection, values: Values) -> int | None:
+def insert_secret(conn: Connection, secret: NewSecret) -> int | None:
     """The new secret's id, or None when the same secret (by fingerprint) is already stored."""
     stmt = (
-        _insert(conn, WEBHOOK_SECRET)
-        .values(**values)
+        insert(conn, WEBHOOK_SECRET)
+        .values(**values_of(secret))
         .on_conflict_do_nothing(index_elements=["fingerprint"])
         .returning(WEBHOOK_SECRET.c.id)
     )
-    return (await conn.execute(stmt)).scalar_one_or_none()
+    new_id: int | None = conn.execute(stmt).scalar_one_or_none()
+    return new_id
 
 
-async def list_secrets(
-    conn: AsyncConnection, *, include_retired: bool = True
-) -> Sequence[Row[Any]]:
-    stmt = select(WEBHOOK_SECRET).order_by(WEBHOOK_SECRET.c.id)
+def list_secrets(conn: Connection, *, include_retired: bool = True) -> list[SecretRecord]:
+    stmt = record_select(SecretRecord, WEBHOOK_SECRET).order_by(WEBHOOK_SECRET.c.id)
     if not include_retired:
         stmt = stmt.where(WEBHOOK_SECRET.c.retired_at.is_(None))
-    return (await conn.execute(stmt)).all()
+    return records(SecretRecord, conn.execute(stmt))
 
 
-async def secret_id_by_fingerprint(conn: AsyncConnection, fingerprint: str) -> int | None:
+def secret_id_by_fingerprint(conn: Connection, fingerprint: str) -> int | None:
     stmt = select(WEBHOOK_SECRET.c.id).where(WEBHOOK_SECRET.c.fingerprint == fingerprint)
-    return (await conn.execute(stmt)).scalar_one_or_none()
+    secret_id: int | None = conn.execute(stmt).scalar_one_or_none()
+    return secret_id
 
 
-async def retire_secret(conn: AsyncConnection, secret_id: int, at: datetime) -> bool:
+def retire_secret(conn: Connection, secret_id: int, at: datetime) -> bool:
     stmt = (
         update(WEBHOOK_SECRET)
         .where(WEBHOOK_SECRET.c.id == secret_id, WEBHOOK_SECRET.c.retired_at.is_(None))
         .values(retired_at=at)
     )
-    return (await conn.execute(stmt)).rowcount == 1
+    return conn.execute(stmt).rowcount == 1
 
 
-async def set_secret_expiry(conn: AsyncConnection, secret_id: int, at: datetime | None) -> bool:
+def set_secret_expiry(conn: Connection, secret_id: int, at: datetime | None) -> bool:
     stmt = update(WEBHOOK_SECRET).where(WEBHOOK_SECRET.c.id == secret_id).values(expires_at=at)
-    return (await conn.execute(stmt)).rowcount == 1
+    return conn.execute(stmt).rowcount == 1
 
 
-async def record_secret_matches(
-    conn: AsyncConnection, matches: Mapping[int, tuple[int, datetime]]
-) -> None:
+def record_secret_matches(conn: Connection, matches: Mapping[int, tuple[int, datetime]]) -> None:
     for secret_id, (count, last_at) in matches.items():
-        await conn.execute(
+        conn.execute(
             update(WEBHOOK_SECRET)
             .where(WEBHOOK_SECRET.c.id == secret_id)
             .values(match_count=WEBHOOK_SECRET.c.match_count + count, last_matched_at=last_at)

@@ -12,13 +12,26 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Boolean, and_, case, func, literal, or_, select, type_coerce, update
 from sqlalchemy.sql import ColumnElement, Select
 
-from storage.gateway._common import Values, _insert
-from storage.gateway.ledger import L, _sum
+from storage.db import Connection
+from storage.gateway._common import chunks, insert, record_select, records
+from storage.gateway.ledger import L
+from storage.gateway.ledger import sum_of as _sum
 from storage.models import FINDING, GENERATION_MONEY, JOB, JOB_EVENT, JOB_REQUEST, SPEND_DAY
+from storage.records import (
+    FindingRecord,
+    FindingUpdate,
+    JobMoney,
+    JobSpend,
+    NewFinding,
+    RepeatedRequest,
+    SpendGroup,
+    changed_fields,
+    values_of,
+)
+from storage.states import CostState, JobStatus, LedgerType
 
 __all__ = [
     "GROUPINGS",
@@ -39,11 +52,6 @@ __all__ = [
 ]
 
 GROUPINGS = ("day", "kind", "model", "status")
-_CHUNK = 2000  # ids per IN (...) list: far below every driver's parameter limit
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    return (items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK))
 
 
 # --- money per job ---------------------------------------------------------------------------
@@ -58,10 +66,10 @@ def _money(*group_by: Any, where: Iterable[ColumnElement[bool]] = ()) -> Select[
     return (
         select(
             *group_by,
-            _flow("hold", -1).label("held"),
-            _flow("release").label("released"),
-            _flow("charge", -1).label("charges"),
-            _flow("refund").label("refunded"),
+            _flow(LedgerType.HOLD, -1).label("held"),
+            _flow(LedgerType.RELEASE).label("released"),
+            _flow(LedgerType.CHARGE, -1).label("charges"),
+            _flow(LedgerType.REFUND).label("refunded"),
         )
         .where(L.c.generation_id.is_not(None), *where)
         .group_by(*group_by)
@@ -92,7 +100,7 @@ def _window(since: datetime | None, until: datetime | None) -> list[ColumnElemen
     return window
 
 
-async def money_disagreements(conn: AsyncConnection, tolerance: int) -> Sequence[Row[Any]]:
+def money_disagreements(conn: Connection, tolerance: int) -> list[JobMoney]:
     """Per generation with movements: those whose job is unknown, or whose money disagrees
     with the job (charged without success, charged other than its cost, a hold left over)."""
     m = _per_generation()
@@ -100,10 +108,10 @@ async def money_disagreements(conn: AsyncConnection, tolerance: int) -> Sequence
     outstanding = m.c.held - m.c.released - m.c.refunded  # of jobs without a charge
     disagrees = or_(
         JOB.c.id.is_(None),
-        and_(JOB.c.terminal, JOB.c.status != "succeeded", charged > tolerance),
+        and_(JOB.c.terminal, JOB.c.status != JobStatus.SUCCEEDED, charged > tolerance),
         and_(
-            JOB.c.status == "succeeded",
-            JOB.c.cost_state == "charged",
+            JOB.c.status == JobStatus.SUCCEEDED,
+            JOB.c.cost_state == CostState.CHARGED,
             JOB.c.cost_micros.is_not(None),
             m.c.charges > 0,
             func.abs(charged - JOB.c.cost_micros) > tolerance,
@@ -112,37 +120,41 @@ async def money_disagreements(conn: AsyncConnection, tolerance: int) -> Sequence
     )
     stmt = (
         select(
-            m,
-            JOB.c.id.is_not(None).label("known"),
+            m.c.generation_id,
+            type_coerce(JOB.c.id.is_not(None), Boolean),
             JOB.c.status,
-            JOB.c.terminal,
+            type_coerce(func.coalesce(JOB.c.terminal, literal(False)), Boolean),
             JOB.c.cost_micros,
             JOB.c.cost_state,
+            m.c.held,
+            m.c.released,
+            m.c.charges,
+            m.c.refunded,
         )
         .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
         .where(disagrees)
     )
-    return (await conn.execute(stmt)).all()
+    return records(JobMoney, conn.execute(stmt))
 
 
-async def first_synced_at(conn: AsyncConnection, generation_ids: Sequence[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for chunk in _chunks(generation_ids):
+def first_synced_at(conn: Connection, generation_ids: Sequence[str]) -> dict[str, datetime]:
+    found: dict[str, datetime] = {}
+    for chunk in chunks(generation_ids):
         stmt = (
             select(L.c.generation_id, func.min(L.c.synced_at))
             .where(L.c.generation_id.in_(chunk))
             .group_by(L.c.generation_id)
         )
-        found.update({key: at for key, at in (await conn.execute(stmt)).all()})
+        found.update(dict(conn.execute(stmt).all()))
     return found
 
 
-async def terminal_seen_at(
-    conn: AsyncConnection, job_ids: Sequence[str], terminal: Collection[str]
+def terminal_seen_at(
+    conn: Connection, job_ids: Sequence[str], terminal: Collection[str]
 ) -> dict[str, datetime]:
     """When the receiver first recorded each job as finished (its own clock)."""
     found: dict[str, datetime] = {}
-    for chunk in _chunks(job_ids):
+    for chunk in chunks(job_ids):
         stmt = (
             select(JOB_EVENT.c.job_id, func.min(JOB_EVENT.c.at))
             .where(
@@ -152,11 +164,11 @@ async def terminal_seen_at(
             )
             .group_by(JOB_EVENT.c.job_id)
         )
-        found.update({key: at for key, at in (await conn.execute(stmt)).all()})
+        found.update(dict(conn.execute(stmt).all()))
     return found
 
 
-async def repeated_requests(conn: AsyncConnection) -> Sequence[Any]:
+def repeated_requests(conn: Connection) -> list[RepeatedRequest]:
     """Create requests that produced a job and share their fingerprint with another one."""
     repeated = (
         select(JOB_REQUEST.c.fingerprint)
@@ -177,35 +189,34 @@ async def repeated_requests(conn: AsyncConnection) -> Sequence[Any]:
         .where(JOB_REQUEST.c.fingerprint.in_(repeated), JOB_REQUEST.c.job_id.is_not(None))
         .order_by(JOB_REQUEST.c.fingerprint, JOB_REQUEST.c.created_at, JOB_REQUEST.c.id)
     )
-    return (await conn.execute(stmt)).all()
+    return records(RepeatedRequest, conn.execute(stmt))
 
 
 # --- spend reports ---------------------------------------------------------------------------
 
 
-def _day(conn: AsyncConnection) -> Any:
-    if conn.dialect.name == "postgresql":
+def _day(conn: Connection) -> Any:
+    if conn.dialect_name == "postgresql":
         return func.to_char(func.timezone("UTC", L.c.created_at), "YYYY-MM-DD")
     return func.substr(L.c.created_at, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS…' in UTC
 
 
-async def spend_total(
-    conn: AsyncConnection, since: datetime | None, until: datetime | None
-) -> Row[Any]:
+def spend_total(conn: Connection, since: datetime | None, until: datetime | None) -> SpendGroup:
     m = _per_generation(since, until)
     stmt = select(
+        literal("total"),
         _sum(m.c.held).label("held"),
         _sum(m.c.released).label("released"),
         _sum(m.c.charges).label("charges"),
         _sum(m.c.refunded).label("refunded"),
         func.count().label("jobs"),
     )
-    return (await conn.execute(stmt)).one()
+    return records(SpendGroup, conn.execute(stmt))[0]
 
 
-async def spend_groups(
-    conn: AsyncConnection, by: str, since: datetime | None, until: datetime | None
-) -> Sequence[Row[Any]]:
+def spend_groups(
+    conn: Connection, by: str, since: datetime | None, until: datetime | None
+) -> list[SpendGroup]:
     """Money per day of movement, or per job kind / model / status ('unknown' when the job or
     the attribute is unknown); `jobs` counts the jobs with movements in each group."""
     if by not in GROUPINGS:
@@ -221,14 +232,13 @@ async def spend_groups(
             d.refunded_micros.label("refunded"),
             d.jobs,
         )
-        day_rows: Sequence[Row[Any]] = (await conn.execute(days.order_by(d.day))).all()
-        return day_rows
+        return records(SpendGroup, conn.execute(days.order_by(d.day)))
     if by == "day":
         key = func.coalesce(_day(conn), "unknown").label("key")
         stmt = _money(key, where=window).add_columns(
             func.count(func.distinct(L.c.generation_id)).label("jobs")
         )
-        return (await conn.execute(stmt.order_by(key))).all()
+        return records(SpendGroup, conn.execute(stmt.order_by(key)))
     m = _per_generation(since, until)
     key = func.coalesce(JOB.c[by], "unknown").label("key")
     stmt = (
@@ -244,20 +254,20 @@ async def spend_groups(
         .group_by(key)
         .order_by(key)
     )
-    return (await conn.execute(stmt)).all()
+    return records(SpendGroup, conn.execute(stmt))
 
 
-def _iso_text(conn: AsyncConnection, column: Any) -> Any:
+def _iso_text(conn: Connection, column: Any) -> Any:
     """A UTC time as ISO-8601 text to the second, formatted by the database (an export of
     100k jobs would otherwise spend most of its time parsing and re-printing datetimes)."""
-    if conn.dialect.name == "postgresql":
+    if conn.dialect_name == "postgresql":
         return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
     return func.strftime("%Y-%m-%dT%H:%M:%SZ", column)
 
 
-async def money_by_job(
-    conn: AsyncConnection, since: datetime | None, until: datetime | None
-) -> Sequence[Row[Any]]:
+def money_by_job(
+    conn: Connection, since: datetime | None, until: datetime | None
+) -> list[JobSpend]:
     """One row per generation with movements in the window, with what is known of its job
     (times as ISO-8601 text)."""
     m = _per_generation(since, until)
@@ -274,71 +284,84 @@ async def money_by_job(
         .select_from(m.outerjoin(JOB, JOB.c.id == m.c.generation_id))
         .order_by(m.c.generation_id)
     )
-    rows: Sequence[Row[Any]] = (await conn.execute(stmt)).all()
-    return rows
+    return records(JobSpend, conn.execute(stmt))
 
 
-async def spend_since(conn: AsyncConnection, since: datetime) -> tuple[int, datetime | None]:
+def spend_since(conn: Connection, since: datetime) -> tuple[int, datetime | None]:
     """Net credits charged (charges minus refunds) in movements since `since`, and the first."""
     stmt = select(
-        _sum(case((L.c.type.in_(("charge", "refund")), L.c.amount_micros), else_=0)),
+        _sum(
+            case(
+                (L.c.type.in_((LedgerType.CHARGE, LedgerType.REFUND)), L.c.amount_micros),
+                else_=0,
+            )
+        ),
         func.min(L.c.created_at),
     ).where(L.c.created_at >= since)
-    net, first = (await conn.execute(stmt)).one()
+    net, first = conn.execute(stmt).one()
     return -int(net), first
 
 
 # --- findings --------------------------------------------------------------------------------
 
 
-async def insert_findings(conn: AsyncConnection, rows: Sequence[Values]) -> set[tuple[str, str]]:
+def insert_findings(conn: Connection, findings: Sequence[NewFinding]) -> set[tuple[str, str]]:
     """Insert findings not reported before; returns the (code, subject) of the new ones."""
-    if not rows:
+    if not findings:
         return set()
     stmt = (
-        _insert(conn, FINDING)
+        insert(conn, FINDING)
         .on_conflict_do_nothing(index_elements=["code", "subject"])
         .returning(FINDING.c.code, FINDING.c.subject)
     )
-    return {(code, subject) for code, subject in (await conn.execute(stmt, list(rows))).all()}
+    rows = [values_of(finding) for finding in findings]
+    return set(conn.execute(stmt, rows))
 
 
-async def open_findings(conn: AsyncConnection, codes: Collection[str]) -> Sequence[Row[Any]]:
-    stmt = select(FINDING).where(FINDING.c.code.in_(sorted(codes)), FINDING.c.resolved_at.is_(None))
-    return (await conn.execute(stmt)).all()
+def open_findings(conn: Connection, codes: Collection[str]) -> list[FindingRecord]:
+    stmt = record_select(FindingRecord, FINDING).where(
+        FINDING.c.code.in_(sorted(codes)), FINDING.c.resolved_at.is_(None)
+    )
+    return records(FindingRecord, conn.execute(stmt))
 
 
-async def find_findings(
-    conn: AsyncConnection, code: str, subjects: Sequence[str]
-) -> list[Row[Any]]:
-    stmt = select(FINDING).where(FINDING.c.code == code, FINDING.c.subject.in_(subjects))
-    return list((await conn.execute(stmt)).all())
+def find_findings(conn: Connection, code: str, subjects: Sequence[str]) -> list[FindingRecord]:
+    stmt = record_select(FindingRecord, FINDING).where(
+        FINDING.c.code == code, FINDING.c.subject.in_(subjects)
+    )
+    return records(FindingRecord, conn.execute(stmt))
 
 
-async def update_findings(conn: AsyncConnection, ids: Sequence[int], values: Values) -> None:
+def update_findings(conn: Connection, ids: Sequence[int], change: FindingUpdate) -> None:
     if ids:
-        await conn.execute(update(FINDING).where(FINDING.c.id.in_(ids)).values(**values))
+        stmt = update(FINDING).where(FINDING.c.id.in_(ids)).values(**changed_fields(change))
+        conn.execute(stmt)
 
 
-async def list_findings(
-    conn: AsyncConnection, *, state: str = "open", after_id: int = 0, limit: int | None = None
-) -> Sequence[Row[Any]]:
+def list_findings(
+    conn: Connection, *, state: str = "open", after_id: int = 0, limit: int | None = None
+) -> list[FindingRecord]:
     """Oldest first from `after_id`; every one of them unless `limit`."""
-    stmt = select(FINDING).where(FINDING.c.id > after_id).order_by(FINDING.c.id).limit(limit)
+    stmt = (
+        record_select(FindingRecord, FINDING)
+        .where(FINDING.c.id > after_id)
+        .order_by(FINDING.c.id)
+        .limit(limit)
+    )
     if state == "open":
         stmt = stmt.where(FINDING.c.resolved_at.is_(None))
     elif state == "resolved":
         stmt = stmt.where(FINDING.c.resolved_at.is_not(None))
-    return (await conn.execute(stmt)).all()
+    return records(FindingRecord, conn.execute(stmt))
 
 
-async def open_finding_codes(conn: AsyncConnection) -> dict[str, list[str]]:
+def open_finding_codes(conn: Connection) -> dict[str, list[str]]:
     stmt = (
         select(FINDING.c.job_id, FINDING.c.code)
         .where(FINDING.c.resolved_at.is_(None), FINDING.c.job_id.is_not(None))
         .order_by(FINDING.c.job_id, FINDING.c.code)
     )
     codes: dict[str, list[str]] = {}
-    for job_id, code in (await conn.execute(stmt)).all():
+    for job_id, code in conn.execute(stmt):
         codes.setdefault(job_id, []).append(code)
     return codes

@@ -79,8 +79,7 @@ async def _seed_ledger_then_compare(url: str) -> None:
     ]
     db = Database(url)
     try:
-        async with db.write() as conn:
-            await conn.execute(LEDGER_ENTRY.insert(), rows)
+        await db.write(lambda conn: conn.execute(LEDGER_ENTRY.insert(), rows))
     finally:
         await db.dispose()
     alembic(url, "upgrade", "head")
@@ -89,8 +88,8 @@ async def _seed_ledger_then_compare(url: str) -> None:
         for by in ("day", "kind", "status"):
             whole = await spend.summary(db, by)
             window = await spend.summary(db, by, start - timedelta(days=1), start.replace(2030))
-            assert (whole["total"], whole["groups"]) == (window["total"], window["groups"])
-        assert whole["total"]["jobs"] == len({r["generation_id"] for r in rows} - {None})
+            assert (whole.total, whole.groups) == (window.total, window.groups)
+        assert whole.total.jobs == len({r["generation_id"] for r in rows} - {None})
     finally:
         await db.dispose()
 

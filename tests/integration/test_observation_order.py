@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from receiver.generation import GenerationResponse
-from receiver.jobs.lifecycle import TERMINAL, Observation, record_observation
+from receiver.jobs.lifecycle import TERMINAL, Observation
+from receiver.jobs.tracker import JobTracker
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
 from tests.support.aurous import generation
 
 _ids = itertools.count()
@@ -40,17 +41,18 @@ def arrivals(draw: st.DrawFn) -> tuple[str, list[tuple[dict[str, Any], str]]]:
 
 
 async def observe_all(db: Database, arrivals: list[tuple[dict[str, Any], str]]) -> None:
+    tracker = JobTracker(db, output_ttl_s=86400)
     for data, source in arrivals:
         gen = msgspec.json.decode(msgspec.json.encode(data), type=GenerationResponse)
-        async with db.write() as conn:
-            await record_observation(conn, Observation(gen, source, AT), output_ttl_s=86400)
+        await tracker.observe([Observation(gen, source, AT)])
 
 
 async def final_state(db: Database, job_id: str) -> tuple[Any, ...]:
-    async with db.read() as conn:
-        job = await gateway.get_job(conn, job_id)
-        outputs = await gateway.list_outputs(conn, [job_id])
-        events = await gateway.list_job_events(conn, job_id)
+    def read(conn: Connection) -> tuple[Any, ...]:
+        job = gateway.get_job(conn, job_id)
+        return job, gateway.list_outputs(conn, [job_id]), gateway.list_job_events(conn, job_id)
+
+    job, outputs, events = await db.read(read)
     assert job is not None
     return (
         job.status,
@@ -105,9 +107,8 @@ async def test_failed_after_succeeded_is_kept_as_an_unapplied_event(db_url: str)
                 (generation("img_c", "failed"), "sweep"),
             ],
         )
-        async with db.read() as conn:
-            job = await gateway.get_job(conn, "img_c")
-            events = await gateway.list_job_events(conn, "img_c")
+        job = await db.read(lambda conn: gateway.get_job(conn, "img_c"))
+        events = await db.read(lambda conn: gateway.list_job_events(conn, "img_c"))
     finally:
         await db.dispose()
     assert job is not None

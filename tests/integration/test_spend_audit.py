@@ -13,7 +13,8 @@ import pytest
 
 from receiver.aurous import AurousError
 from receiver.generation import decode_generation
-from receiver.jobs.lifecycle import Observation, observe
+from receiver.jobs.lifecycle import Observation
+from receiver.jobs.tracker import JobTracker
 from receiver.spend.audit import Audit, AuditConfig
 from storage import gateway
 from storage.db import Database
@@ -91,19 +92,19 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 def make_audit(db: Database, aurous: FakeAurous, owner: str = "own_test", **config: Any) -> Audit:
     settings = {"grace": timedelta(0), "snapshot_every": timedelta(0), "page_size": 100} | config
+    tracker = JobTracker(db, output_ttl_s=86400, aurous=aurous)  # type: ignore[arg-type]
     return Audit(
         db,
-        aurous,
+        tracker,
+        aurous,  # type: ignore[arg-type]
         owner=owner,
-        output_ttl_s=86400,  # type: ignore[arg-type]
         config=AuditConfig(**settings),
     )
 
 
 async def local_ledger(db: Database) -> list[str]:
-    async with db.read() as conn:
-        rows = await gateway.list_ledger(conn, limit=100_000)
-    return [r.uev_id for r in rows]
+    page = await db.read(lambda conn: gateway.list_ledger(conn, limit=100_000))
+    return [r.uev_id for r in page.items]
 
 
 async def test_sync_is_incremental_and_keeps_aurous_order(db: Database) -> None:
@@ -122,8 +123,8 @@ async def test_sync_is_incremental_and_keeps_aurous_order(db: Database) -> None:
     more = await audit.sync_ledger()
     assert (more.pages, more.new) == (1, 30)
     assert await local_ledger(db) == [r["id"] for r in aurous.rows[::-1]]
-    async with db.read() as conn:
-        [charge] = await gateway.list_ledger(conn, generation_id="img_7")
+    page = await db.read(lambda conn: gateway.list_ledger(conn, generation_id="img_7"))
+    [charge] = page.items
     assert charge.amount_micros == -500_000  # debits are negative, whatever the sign sent
 
 
@@ -151,16 +152,13 @@ async def test_a_walk_cut_short_neither_duplicates_nor_skips(db: Database) -> No
 
 async def record(db: Database, job_id: str, status: str, cost: float) -> None:
     body = generation(job_id, status, cost={"amount": cost, "currency": "credit"})
-    await observe(
-        db,
-        [Observation(decode_generation(json.dumps(body).encode()), "api", utcnow())],
-        output_ttl_s=86400,
+    await JobTracker(db, output_ttl_s=86400).observe(
+        [Observation(decode_generation(json.dumps(body).encode()), "api", utcnow())]
     )
 
 
 async def open_findings(db: Database) -> dict[tuple[str, str], Any]:
-    async with db.read() as conn:
-        rows = await gateway.list_findings(conn)
+    rows = await db.read(gateway.list_findings)
     return {(r.code, r.subject): r for r in rows}
 
 
@@ -199,8 +197,7 @@ async def test_each_anomaly_is_one_finding_and_goes_away_with_its_cause(db: Data
     assert found[("unknown_job", "img_ghost")].action == "not_found"
     assert found[("unknown_job", "vid_elsewhere")].action == "adopted"
     assert found[("charge_mismatch", "img_over")].actual_micros == 3_500_000
-    async with db.read() as conn:
-        adopted = await gateway.get_job(conn, "vid_elsewhere")
+    adopted = await db.read(lambda conn: gateway.get_job(conn, "vid_elsewhere"))
     assert adopted is not None and adopted.first_seen_via == "sweep"
 
     assert (await audit.run()).new_findings == []  # never reported twice
@@ -240,10 +237,11 @@ async def test_balance_drift_is_found_between_snapshots(db: Database) -> None:
 async def test_one_replica_audits_at_a_time(db: Database) -> None:
     aurous = FakeAurous()
     now = utcnow()
-    async with db.write() as conn:
-        assert await gateway.take_lease(
+    assert await db.write(
+        lambda conn: gateway.take_lease(
             conn, "audit.lease", "own_a", now, now + timedelta(minutes=1)
         )
+    )
     assert not (await make_audit(db, aurous, owner="own_b").run()).ran
     assert (await make_audit(db, aurous, owner="own_a").run()).ran
     assert (await make_audit(db, aurous, owner="own_b").run()).ran  # released after the pass

@@ -9,15 +9,18 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from receiver.generation import decode_generation
-from receiver.jobs.lifecycle import Observation, observe
+from receiver.jobs.lifecycle import Observation
+from receiver.jobs.tracker import JobTracker
 from receiver.settings import Settings
 from receiver.spend.rules import normalize_row
 from storage import gateway
-from storage.db import Database
+from storage.db import Connection, Database
+from storage.records import NewFinding, NewLedgerEntry
 from storage.types import utcnow
 from tests.support.aurous import generation
 
@@ -45,9 +48,10 @@ async def seed(settings: Settings) -> None:
         ):
             body = generation(job_id, status, cost={"amount": cost}, inference_type="t2i")
             gen = decode_generation(json.dumps(body).encode())
-            await observe(db, [Observation(gen, "webhook:evt_x", utcnow())], output_ttl_s=86400)
+            tracker = JobTracker(db, output_ttl_s=86400)
+            await tracker.observe([Observation(gen, "webhook:evt_x", utcnow())])
         rows = []
-        for position, (uev, kind, amount, gen_id, at) in enumerate(MOVES):
+        for uev, kind, amount, gen_id, at in MOVES:
             raw = {
                 "id": uev,
                 "type": kind,
@@ -57,28 +61,37 @@ async def seed(settings: Settings) -> None:
             }
             entry = normalize_row(raw)
             assert entry is not None
-            rows.append(entry | {"position": position, "synced_at": utcnow()})
-        async with db.write() as conn:
-            await gateway.upsert_ledger_entries(conn, rows)
-            await gateway.insert_findings(conn, [_finding()])
+            rows.append(entry)
+
+        def store(conn: Connection) -> None:
+            _store_oldest_first(conn, rows, first_position=0)
+            gateway.insert_findings(conn, [_finding()])
+
+        await db.write(store)
     finally:
         await db.dispose()
 
 
-def _finding() -> dict[str, Any]:
+def _store_oldest_first(
+    conn: Connection, rows: list[NewLedgerEntry], *, first_position: int
+) -> None:
+    """Positions from `first_position` up, in list order (the gateway takes newest first)."""
+    newest = first_position + len(rows) - 1
+    gateway.upsert_ledger_entries(conn, rows[::-1], first_position=newest, synced_at=utcnow())
+
+
+def _finding() -> NewFinding:
     now = utcnow()
-    return {
-        "code": "charge_mismatch",
-        "subject": "img_c",
-        "job_id": "img_c",
-        "expected_micros": 2_000_000,
-        "actual_micros": 2_000_000,
-        "reason": "example",
-        "action": None,
-        "first_seen_at": now,
-        "last_seen_at": now,
-        "resolved_at": None,
-    }
+    return NewFinding(
+        code="charge_mismatch",
+        subject="img_c",
+        job_id="img_c",
+        expected_micros=2_000_000,
+        actual_micros=2_000_000,
+        reason="example",
+        first_seen_at=now,
+        last_seen_at=now,
+    )
 
 
 @pytest.fixture
@@ -215,15 +228,16 @@ async def test_whole_history_reports_match_the_ledger_through_resyncs_and_late_l
     try:
         for pages in (late[:2], late, late[1:]):  # the second and third walks re-read rows
             rows = []
-            for position, (raw, hold_id) in enumerate(pages, start=len(MOVES)):
+            for raw, hold_id in pages:
                 entry = normalize_row(raw | {"created_at": "2026-05-06T10:00:00Z"})
                 assert entry is not None
-                rows.append(entry | {"position": position, "synced_at": utcnow()})
-                if hold_id:
-                    rows[-1]["hold_id"] = hold_id
-            async with db.write() as conn:
-                await gateway.upsert_ledger_entries(conn, rows)
-                await gateway.fill_generation_ids(conn)
+                rows.append(msgspec.structs.replace(entry, hold_id=hold_id or entry.hold_id))
+
+            def store(conn: Connection, rows: list[NewLedgerEntry] = rows) -> None:
+                _store_oldest_first(conn, rows, first_position=len(MOVES))
+                gateway.fill_generation_ids(conn)
+
+            await db.write(store)
     finally:
         await db.dispose()
     everything = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
@@ -242,9 +256,11 @@ async def test_findings_page_with_a_cursor_and_never_drop_any_silently(
 ) -> None:
     db = Database(settings.database_url)
     try:
-        async with db.write() as conn:
-            more = [_finding() | {"subject": f"img_{n}", "job_id": f"img_{n}"} for n in range(4)]
-            await gateway.insert_findings(conn, more)
+        more = [
+            msgspec.structs.replace(_finding(), subject=f"img_{n}", job_id=f"img_{n}")
+            for n in range(4)
+        ]
+        await db.write(lambda conn: gateway.insert_findings(conn, more))
     finally:
         await db.dispose()
     seen, cursor, pages = [], None, 0

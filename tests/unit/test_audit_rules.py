@@ -3,13 +3,13 @@ and when money and jobs disagree enough to be a finding (each anomaly exactly on
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from receiver.spend.ledger import Watermark, newer_than
 from receiver.spend.rules import (
@@ -57,18 +57,18 @@ def ledger_row(kind: str, amount: float, **extra: object) -> dict[str, object]:
 def test_either_sign_convention_normalizes_by_type(kind: str, expected: int, sent: object) -> None:
     entry = normalize_row(ledger_row(kind, sent))  # type: ignore[arg-type]
     assert entry is not None
-    assert entry["amount_micros"] == expected
-    assert entry["contract"] == "ledger" and entry["generation_id"] == "img_1"
+    assert entry.amount_micros == expected
+    assert entry.contract == "ledger" and entry.generation_id == "img_1"
 
 
 def test_an_adjustment_keeps_its_sign() -> None:
-    assert normalize_row(ledger_row("adjustment", -1.25))["amount_micros"] == -1_250_000  # type: ignore[index]
-    assert normalize_row(ledger_row("adjustment", 0.5))["amount_micros"] == 500_000  # type: ignore[index]
+    assert normalize_row(ledger_row("adjustment", -1.25)).amount_micros == -1_250_000  # type: ignore[union-attr]
+    assert normalize_row(ledger_row("adjustment", 0.5)).amount_micros == 500_000  # type: ignore[union-attr]
 
 
 def test_micro_credits_are_exact() -> None:
     entry = normalize_row(ledger_row("charge", 0.0291))
-    assert entry is not None and entry["amount_micros"] == -29_100
+    assert entry is not None and entry.amount_micros == -29_100
     assert signed("charge", 29_100) == signed("charge", -29_100) == -29_100
 
 
@@ -85,14 +85,14 @@ def test_a_per_request_usage_row_is_a_charge_for_its_own_id() -> None:
     }
     entry = normalize_row(row)
     assert entry is not None
-    assert (entry["uev_id"], entry["type"], entry["generation_id"]) == (
+    assert (entry.uev_id, entry.type, entry.generation_id) == (
         "img_01HX",
         "charge",
         "img_01HX",
     )
-    assert entry["amount_micros"] == -29_100 and entry["contract"] == "usage"
-    assert entry["created_at"] == datetime(2026, 5, 20, 8, 14, 25, 137000, tzinfo=UTC)
-    assert entry["description"] == "image aurous-grow completed"
+    assert entry.amount_micros == -29_100 and entry.contract == "usage"
+    assert entry.created_at == datetime(2026, 5, 20, 8, 14, 25, 137000, tzinfo=UTC)
+    assert entry.description == "image aurous-grow completed"
 
 
 @pytest.mark.parametrize(
@@ -247,9 +247,9 @@ def test_the_walk_stops_at_the_watermark_and_dedupes() -> None:
         ledger_row("hold", 2, id="uev_1"),
     ]
     entries, reached = newer_than(rows, Watermark("uev_2", None))
-    assert reached and [e["uev_id"] for e in entries] == ["uev_3"]
+    assert reached and [e.uev_id for e in entries] == ["uev_3"]
     entries, reached = newer_than(rows, None)
-    assert not reached and [e["uev_id"] for e in entries] == ["uev_3", "uev_2", "uev_1"]
+    assert not reached and [e.uev_id for e in entries] == ["uev_3", "uev_2", "uev_1"]
 
 
 def test_a_pruned_watermark_is_passed_by_time() -> None:

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from receiver.archive.archiver import retry_delay
+from receiver.errors import ReceiverError
 from receiver.jobs.lifecycle import poll_interval
-from receiver.web.http import ApiError
 from receiver.web.routes.outputs import byte_range
 
 
@@ -41,6 +41,6 @@ def test_byte_ranges(header: str | None, expected: tuple[int, int] | None) -> No
 
 
 def test_unsatisfiable_range_is_416() -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ReceiverError) as caught:
         byte_range("bytes=100-", 100)
     assert caught.value.status == 416

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import get
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 
+from receiver.paging import Listing, Page
 from receiver.runtime import RuntimeDep
 from receiver.web.http import ERROR_RESPONSES
-from storage import gateway
+from receiver.webhooks import views
+from receiver.webhooks.views import Delivery, RejectionCount
 
 __all__ = ["list_deliveries", "list_rejection_counts"]
 
@@ -25,18 +27,10 @@ async def list_deliveries(
     status: Annotated[
         str | None, Parameter(pattern="^(processed|duplicate|quarantined|rejected)$")
     ] = None,
-    cursor: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
+    cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
-    async with runtime.db.read() as conn:
-        rows = await gateway.list_deliveries(conn, status=status, before_id=cursor, limit=limit + 1)
-    page = rows[:limit]
-    has_more = len(rows) > limit
-    return {
-        "data": [_delivery_view(r._mapping) for r in page],
-        "has_more": has_more,
-        "next_cursor": page[-1].id if has_more else None,
-    }
+) -> Page[Delivery]:
+    return await views.list_deliveries(runtime.db, status=status, cursor=cursor, limit=limit)
 
 
 @get(
@@ -45,13 +39,5 @@ async def list_deliveries(
     operation_id="countRejections",
     summary="How many requests were rejected, by reason, since the start",
 )
-async def list_rejection_counts(runtime: RuntimeDep) -> dict[str, Any]:
-    async with runtime.db.read() as conn:
-        rows = await gateway.rejection_counts(conn)
-    return {"data": [{"reason": r.reason, "count": r.count, "last_at": r.last_at} for r in rows]}
-
-
-def _delivery_view(row: Any) -> dict[str, Any]:
-    view = dict(row)
-    view["reason"] = view.pop("reject_reason")
-    return view
+async def list_rejection_counts(runtime: RuntimeDep) -> Listing[RejectionCount]:
+    return Listing(await views.rejection_counts(runtime.db))

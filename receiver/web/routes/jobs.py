@@ -1,21 +1,20 @@
-"""Jobs: list, detail, event history, and tracking a job by id."""
+"""Jobs: list, detail, event history, tracking a job by id, creating one, refreshing one."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
-from receiver.aurous import AurousError
-from receiver.jobs import views as jobs
-from receiver.jobs.creation import CreateError
-from receiver.jobs.lifecycle import Observation, observe
+from receiver.errors import ReceiverError
+from receiver.generation import JOB_ID_PATTERN
+from receiver.jobs import views
+from receiver.jobs.views import Job, JobEvent
+from receiver.paging import Listing, Page
 from receiver.runtime import Runtime, RuntimeDep
-from receiver.web.http import ERROR_RESPONSES, ApiError
-from storage.types import utcnow
+from receiver.web.http import ERROR_RESPONSES
 
 __all__ = [
     "create_image_job",
@@ -27,15 +26,20 @@ __all__ = [
     "track_job",
 ]
 
-JOB_ID = re.compile(r"^(img|vid)_[A-Za-z0-9]{1,190}$")
-
 
 class TrackRequest(msgspec.Struct):
     id: str
 
 
-def _not_found(job_id: FromPath[str]) -> ApiError:
-    return ApiError(404, "job_not_found", f"no job {job_id!r} is tracked here", param="id")
+def _not_found(job_id: str) -> ReceiverError:
+    return ReceiverError(404, "job_not_found", f"no job {job_id!r} is tracked here", param="id")
+
+
+async def _job(runtime: Runtime, job_id: str) -> Job:
+    job = await views.get_job(runtime.db, job_id)
+    if job is None:
+        raise _not_found(job_id)
+    return job
 
 
 @get(
@@ -50,13 +54,8 @@ async def list_jobs(
     kind: Annotated[str | None, Parameter(pattern="^(image|video|unknown)$")] = None,
     cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-) -> dict[str, Any]:
-    try:
-        return await jobs.list_jobs(
-            runtime.db, status=status, kind=kind, cursor=cursor, limit=limit
-        )
-    except jobs.CursorError as exc:
-        raise ApiError(400, "invalid_cursor", str(exc), param="cursor") from None
+) -> Page[Job]:
+    return await views.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=limit)
 
 
 @get(
@@ -65,54 +64,44 @@ async def list_jobs(
     operation_id="getJob",
     summary="One job with its cost and outputs",
 )
-async def get_job(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
-    job = await jobs.get_job(runtime.db, job_id)
-    if job is None:
-        raise _not_found(job_id)
-    return job
+async def get_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Job:
+    return await _job(runtime, job_id)
 
 
 @get(
     "/jobs/{job_id:str}/events",
     responses=ERROR_RESPONSES,
     operation_id="listJobEvents",
-    summary="A job's event history",
+    summary="A job's event history, oldest first",
 )
-async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
-    events = await jobs.job_events(runtime.db, job_id)
+async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> Listing[JobEvent]:
+    events = await views.job_events(runtime.db, job_id)
     if events is None:
         raise _not_found(job_id)
-    return {"data": events}
+    return Listing(events)
 
 
 @post(
     "/jobs/track",
     responses=ERROR_RESPONSES,
     operation_id="trackJob",
-    summary="Start tracking a job by its Aurous id",
+    summary="Start tracking a job by its Aurous id (201 if new, 200 if tracked already)",
 )
-async def track_job(runtime: RuntimeDep, data: JSONBody[TrackRequest]) -> Response[dict[str, Any]]:
-    if not JOB_ID.match(data.id):
-        raise ApiError(400, "invalid_job_id", "id must look like img_… or vid_…", param="id")
-    job, created = await jobs.track(runtime.db, data.id)
-    return Response(job, status_code=201 if created else 200)
+async def track_job(runtime: RuntimeDep, data: JSONBody[TrackRequest]) -> Response[Job]:
+    if not JOB_ID_PATTERN.match(data.id):
+        raise ReceiverError(400, "invalid_job_id", "id must look like img_… or vid_…", param="id")
+    created = await runtime.tracker.track(data.id)
+    return Response(await _job(runtime, data.id), status_code=201 if created else 200)
 
 
-async def _create(request: Request[Any, Any, Any], runtime: Runtime, kind: str) -> Response[Any]:
-    try:
-        created = await runtime.creator.create(
-            kind, await request.body(), request.headers.get("idempotency-key")
-        )
-    except CreateError as error:
-        extra = {"aurous_request_id": error.aurous_request_id} if error.aurous_request_id else {}
-        raise ApiError(
-            error.status, error.code, error.message, param=error.param, extra=extra
-        ) from None
-    job = await jobs.get_job(runtime.db, created.job_id)
+async def _create(request: Request[Any, Any, Any], runtime: Runtime, kind: str) -> Response[Job]:
+    created = await runtime.creator.create(
+        kind, await request.body(), request.headers.get("idempotency-key")
+    )
     headers = {"Idempotency-Key": created.idempotency_key}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(job, status_code=201, headers=headers)
+    return Response(await _job(runtime, created.job_id), status_code=201, headers=headers)
 
 
 @post(
@@ -122,7 +111,7 @@ async def _create(request: Request[Any, Any, Any], runtime: Runtime, kind: str) 
     status_code=201,
     summary="Create an image at Aurous (body = the Aurous create body) and track it",
 )
-async def create_image_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
+async def create_image_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Job]:
     return await _create(request, runtime, "image")
 
 
@@ -133,7 +122,7 @@ async def create_image_job(request: Request[Any, Any, Any], runtime: RuntimeDep)
     status_code=201,
     summary="Create a video at Aurous (body = the Aurous create body) and track it",
 )
-async def create_video_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Any]:
+async def create_video_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Job]:
     return await _create(request, runtime, "video")
 
 
@@ -144,24 +133,7 @@ async def create_video_job(request: Request[Any, Any, Any], runtime: RuntimeDep)
     status_code=200,
     summary="Ask Aurous about one job now",
 )
-async def refresh_job(runtime: RuntimeDep, job_id: FromPath[str]) -> dict[str, Any]:
-    if await jobs.get_job(runtime.db, job_id) is None:
-        raise _not_found(job_id)
-    if runtime.aurous is None:
-        raise ApiError(503, "not_configured", "AUROUS_API_KEY is not set")
-    try:
-        generation = await runtime.aurous.get_generation(job_id)
-    except AurousError as error:
-        status = error.status if error.status >= 400 else 502
-        raise ApiError(
-            status, error.code, error.message, extra={"aurous_request_id": error.request_id}
-        ) from None
-    results = await observe(
-        runtime.db,
-        [Observation(generation, "poll", utcnow())],
-        output_ttl_s=runtime.settings.output_ttl_s,
-    )
-    runtime.after_commit(results)
-    job = await jobs.get_job(runtime.db, job_id)
-    assert job is not None
-    return job
+async def refresh_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Job:
+    await _job(runtime, job_id)  # only jobs tracked here
+    await runtime.tracker.refresh(job_id)
+    return await _job(runtime, job_id)

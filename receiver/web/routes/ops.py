@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from litestar import MediaType, Response, get
 from prometheus_client import REGISTRY, generate_latest
-from sqlalchemy import text
 
 from receiver.runtime import RuntimeDep
 from receiver.web.http import ERROR_RESPONSES, error_response
 from storage.migrate import current_revision
 
 __all__ = ["get_health", "get_metrics", "get_readiness"]
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    database: str
+    revision: str | None
 
 
 @get(
@@ -22,8 +30,8 @@ __all__ = ["get_health", "get_metrics", "get_readiness"]
     operation_id="getHealth",
     summary="The process is up",
 )
-async def get_health() -> dict[str, str]:
-    return {"status": "ok"}
+async def get_health() -> Health:
+    return Health("ok")
 
 
 @get(
@@ -33,11 +41,9 @@ async def get_health() -> dict[str, str]:
     operation_id="getReadiness",
     summary="Database reachable and migrated to head",
 )
-async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
+async def get_readiness(runtime: RuntimeDep) -> Response[Readiness] | Response[bytes]:
     try:
-        async with runtime.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
-            revision = await current_revision(conn)
+        revision = await current_revision(runtime.db)
     except Exception as exc:
         return error_response(503, "database_unreachable", f"database unreachable: {exc}"[:300])
     if revision != runtime.head_revision:
@@ -46,7 +52,7 @@ async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
             "migrations_pending",
             f"database at {revision}, code expects {runtime.head_revision}",
         )
-    return Response({"status": "ready", "database": "ok", "revision": revision})
+    return Response(Readiness("ready", "ok", revision))
 
 
 @get(
@@ -57,7 +63,7 @@ async def get_readiness(runtime: RuntimeDep) -> Response[Any]:
     media_type=MediaType.TEXT,
 )
 async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
-    await runtime.refresh_gauges()  # database-backed gauges are read at scrape time
+    await runtime.gauges.refresh()  # database-backed gauges are read at scrape time
     # This app's own metrics, then the process-wide ones (HTTP requests by route, process).
     body = generate_latest(runtime.metrics.registry) + generate_latest(REGISTRY)
     return Response(body, media_type=MediaType.TEXT)

@@ -9,9 +9,11 @@ from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from receiver.errors import ReceiverError
 from receiver.runtime import RuntimeDep
-from receiver.web.http import ERROR_RESPONSES, ApiError
+from receiver.web.http import ERROR_RESPONSES
 from storage import gateway
+from storage.states import OutputState
 
 __all__ = ["get_output"]
 
@@ -32,7 +34,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, end = int(first), min(size, int(last) + 1) if last else size
     if start >= size or start >= end:
-        raise ApiError(
+        raise ReceiverError(
             416,
             "range_not_satisfiable",
             f"the output has {size} bytes",
@@ -55,16 +57,15 @@ async def get_output(
 ) -> Stream:
     output = None
     if 0 <= index < _MAX_OUTPUTS:
-        async with runtime.db.read() as conn:
-            output = await gateway.get_output(conn, job_id, index)
-    if output is None or output.state != "archived":
+        output = await runtime.db.read(lambda conn: gateway.get_output(conn, job_id, index))
+    if output is None or output.state != OutputState.ARCHIVED or output.sha256 is None:
         state = output.state if output else "unknown"
-        raise ApiError(
+        raise ReceiverError(
             404,
             "output_not_archived",
             f"output {index} of {job_id} is not archived (state: {state})",
         )
-    size = int(output.size)
+    size = output.size or 0
     span = byte_range(request.headers.get("range"), size)
     start, end = span or (0, size)
     headers = {

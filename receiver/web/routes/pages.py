@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,13 +10,13 @@ from litestar import MediaType, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from receiver.errors import ReceiverError
 from receiver.jobs import views as jobs
 from receiver.jobs.lifecycle import NON_TERMINAL, TERMINAL
 from receiver.runtime import Runtime, RuntimeDep
 from receiver.web import dashboard
 from receiver.web.auth import SESSION_COOKIE, is_signed_in, session_value, token_matches
-from receiver.web.http import ApiError
-from storage import gateway
+from receiver.webhooks import views as webhooks
 
 __all__ = ["DASHBOARD_ROUTES"]
 
@@ -82,13 +82,10 @@ async def show_overview(runtime: RuntimeDep) -> Template:
 
 async def _jobs_context(
     runtime: Runtime, status: str | None, kind: str | None, cursor: str | None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     status = status if status in STATUSES else None
     kind = kind if kind in ("image", "video") else None
-    try:
-        page = await jobs.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=50)
-    except jobs.CursorError as exc:
-        raise ApiError(400, "invalid_cursor", str(exc), param="cursor") from None
+    page = await jobs.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=50)
     query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
     return {"listing": page, "status": status, "kind": kind, "statuses": STATUSES, "query": query}
 
@@ -116,7 +113,7 @@ async def show_jobs_table(
 async def show_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Template:
     found = await dashboard.job_page(runtime, job_id)
     if found is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id!r} is tracked here")
+        raise ReceiverError(404, "job_not_found", f"no job {job_id!r} is tracked here")
     job, events = found
     return _page("job.html", "jobs", job=job, events=events)
 
@@ -124,21 +121,23 @@ async def show_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Template:
 @get("/dashboard/deliveries", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_deliveries(runtime: RuntimeDep, status: FromQuery[str | None] = None) -> Template:
     status = status if status in ("processed", "duplicate", "quarantined", "rejected") else None
-    async with runtime.db.read() as conn:
-        rows = await gateway.list_deliveries(conn, status=status, before_id=None, limit=200)
-        rejections = await gateway.rejection_counts(conn)
+    page = await webhooks.list_deliveries(runtime.db, status=status, cursor=None, limit=200)
+    rejections = await webhooks.rejection_counts(runtime.db)
     return _page(
-        "deliveries.html", "deliveries", deliveries=rows, status=status or "", rejections=rejections
+        "deliveries.html",
+        "deliveries",
+        deliveries=page.data,
+        status=status or "",
+        rejections=rejections,
     )
 
 
 @get("/dashboard/secrets", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_secrets(runtime: RuntimeDep) -> Template:
     secrets = await runtime.secrets.list()
-    now = datetime.now().astimezone()
-    active = [s for s in secrets if s.state(now) == "active"]
+    active = [s for s in secrets if s.state == "active"]
     retirable = {s.id for s in active if dashboard.safe_to_retire(s, len(active) - 1, RETIRE_GRACE)}
-    return _page("secrets.html", "secrets", secrets=secrets, now=now, retirable=retirable)
+    return _page("secrets.html", "secrets", secrets=secrets, retirable=retirable)
 
 
 @get("/dashboard/spend", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)

@@ -3,16 +3,19 @@ run the audit now."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
+import msgspec
 from litestar import Response, get, post
 from litestar.params import FromQuery, Parameter
 
+from receiver.errors import ReceiverError
+from receiver.paging import Page
 from receiver.runtime import RuntimeDep
 from receiver.spend import reports as spend
+from receiver.spend.reports import Finding, LedgerEntry, RunwayView, SpendSummary
 from receiver.spend.rules import LEDGER_TYPES
-from receiver.web.http import ERROR_RESPONSES, ApiError
+from receiver.web.http import ERROR_RESPONSES
 from storage.types import utcnow
 
 __all__ = [
@@ -24,25 +27,26 @@ __all__ = [
     "run_audit",
 ]
 
-T = TypeVar("T")
 _TYPES = "^(" + "|".join(sorted(LEDGER_TYPES)) + ")$"
 
 
-async def _checked(report: Awaitable[T]) -> T:
-    try:
-        return await report
-    except spend.ReportError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc), param=exc.param) from None
+class LedgerSyncView(msgspec.Struct, frozen=True):
+    pages: int
+    new: int
 
 
-def _window(since: str | None, until: str | None) -> dict[str, Any]:
-    try:
-        return {
-            "since": spend.parse_moment(since, "since"),
-            "until": spend.parse_moment(until, "until"),
-        }
-    except spend.ReportError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc), param=exc.param) from None
+class AuditRun(msgspec.Struct, frozen=True):
+    """What one audit pass did."""
+
+    ran: bool  # False: another replica was auditing
+    ledger: LedgerSyncView
+    complete: bool
+    error: str | None
+    balance_consistent: bool
+    new_findings: list[str]  # code:subject
+    resolved: int
+    adopted: int
+    runway: RunwayView
 
 
 @get(
@@ -56,8 +60,9 @@ async def get_spend_summary(
     by: FromQuery[str] = "day",
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
-) -> dict[str, Any]:
-    return await _checked(spend.summary(runtime.db, by, **_window(since, until)))
+) -> SpendSummary:
+    start, end = spend.parse_moment(since, "since"), spend.parse_moment(until, "until")
+    return await spend.summary(runtime.db, by, start, end)
 
 
 @get(
@@ -72,9 +77,8 @@ async def list_ledger(
     job: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
-    page = spend.ledger_page(runtime.db, type_=type, job_id=job, cursor=cursor, limit=limit)
-    return await _checked(page)
+) -> Page[LedgerEntry]:
+    return await spend.ledger_page(runtime.db, type_=type, job_id=job, cursor=cursor, limit=limit)
 
 
 @get(
@@ -88,8 +92,8 @@ async def list_findings(
     status: Annotated[str, Parameter(pattern="^(open|resolved|all)$")] = "open",
     cursor: FromQuery[str | None] = None,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
-) -> dict[str, Any]:
-    return await _checked(spend.findings(runtime.db, status, cursor=cursor, limit=limit))
+) -> Page[Finding]:
+    return await spend.findings(runtime.db, status, cursor=cursor, limit=limit)
 
 
 @get(
@@ -104,7 +108,8 @@ async def export_spend_csv(
     since: FromQuery[str | None] = None,
     until: FromQuery[str | None] = None,
 ) -> Response[str]:
-    body = await spend.export_csv(runtime.db, **_window(since, until))
+    start, end = spend.parse_moment(since, "since"), spend.parse_moment(until, "until")
+    body = await spend.export_csv(runtime.db, start, end)
     headers = {"Content-Disposition": 'attachment; filename="spend.csv"'}
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
@@ -115,7 +120,7 @@ async def export_spend_csv(
     operation_id="getSpendBalance",
     summary="The latest balance snapshot and the runway at the last 7 days' spend",
 )
-async def get_spend_balance(runtime: RuntimeDep) -> dict[str, Any]:
+async def get_spend_balance(runtime: RuntimeDep) -> RunwayView:
     return (await spend.runway(runtime.db, utcnow())).view()
 
 
@@ -126,19 +131,19 @@ async def get_spend_balance(runtime: RuntimeDep) -> dict[str, Any]:
     status_code=200,
     summary="Sync the ledger, snapshot the balance and evaluate findings now",
 )
-async def run_audit(runtime: RuntimeDep) -> dict[str, Any]:
+async def run_audit(runtime: RuntimeDep) -> AuditRun:
     if runtime.audit is None:
-        raise ApiError(503, "not_configured", "AUROUS_API_KEY is not set")
+        raise ReceiverError(503, "not_configured", "AUROUS_API_KEY is not set")
     report = await runtime.audit.run("manual")
     runway = await spend.runway(runtime.db, utcnow())
-    return {
-        "ran": report.ran,
-        "ledger": {"pages": report.sync.pages, "new": report.sync.new},
-        "complete": report.sync.complete,
-        "error": report.error,
-        "balance_consistent": report.consistent,
-        "new_findings": [d.code + ":" + d.subject for d in report.new_findings],
-        "resolved": report.resolved,
-        "adopted": report.adopted,
-        "runway": runway.view(),
-    }
+    return AuditRun(
+        ran=report.ran,
+        ledger=LedgerSyncView(report.sync.pages, report.sync.new),
+        complete=report.sync.complete,
+        error=report.error,
+        balance_consistent=report.consistent,
+        new_findings=[d.code + ":" + d.subject for d in report.new_findings],
+        resolved=report.resolved,
+        adopted=report.adopted,
+        runway=runway.view(),
+    )

@@ -1,0 +1,77 @@
+"""Records of the webhook side: the keyring and the deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage.records.base import Record
+
+__all__ = ["DeliveryRecord", "NewDelivery", "NewSecret", "RejectionCountRecord", "SecretRecord"]
+
+
+class SecretRecord(Record, frozen=True):
+    id: int
+    label: str | None
+    source: str
+    ciphertext: bytes
+    fingerprint: str
+    preview: str
+    created_at: datetime
+    expires_at: datetime | None
+    retired_at: datetime | None
+    last_matched_at: datetime | None
+    match_count: int
+
+
+class NewSecret(Record, frozen=True):
+    label: str | None
+    source: str
+    ciphertext: bytes
+    fingerprint: str
+    preview: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class DeliveryRecord(Record, frozen=True):
+    """A stored delivery, without its body."""
+
+    id: int
+    event_id: str | None
+    event_type: str | None
+    status: str
+    duplicate_of: int | None
+    reject_reason: str | None
+    received_at: datetime
+    signature_t: int | None
+    secret_id: int | None
+    job_id: str | None
+    synthetic: bool
+    body_size: int
+    headers: dict[str, str]
+    remote_addr: str | None
+    request_id: str | None
+
+
+class NewDelivery(Record, frozen=True):
+    status: str
+    received_at: datetime
+    body: bytes
+    body_size: int
+    headers: dict[str, str]
+    remote_addr: str | None
+    request_id: str | None
+    event_id: str | None = None  # None for rows that carry no event of their own
+    event_type: str | None = None
+    duplicate_of: int | None = None
+    reject_reason: str | None = None
+    signature_t: int | None = None
+    secret_id: int | None = None
+    job_id: str | None = None
+    synthetic: bool = False
+
+
+class RejectionCountRecord(Record, frozen=True):
+    reason: str
+    count: int
+    last_at: datetime
