@@ -28,10 +28,11 @@ from pathlib import Path
 
 import httpx
 
-from receiver.archive.archiver import Archiver
+from receiver.archive.archiver import ArchiveConfig, Archiver
 from receiver.archive.fetch import HostPolicy
 from receiver.generation import decode_generation
 from receiver.jobs.lifecycle import Observation
+from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -125,13 +126,10 @@ async def time_archiver(generation_body: bytes, base: str, workdir: Path) -> flo
     await tracker.observe([Observation(generation, "poll", utcnow())])
     async with httpx.AsyncClient(timeout=120) as http:
         archiver = Archiver(
-            db,
-            tracker,
+            Replica(db, tracker, "bench"),
             BlobStore.from_url((data / "media").as_uri()),
             http,
-            policy=HostPolicy.for_base(base),
-            spool_dir=data / "spool",
-            owner="bench",
+            ArchiveConfig(policy=HostPolicy.for_base(base), spool_dir=data / "spool"),
         )
         started = time.perf_counter()
         outcome = await archiver.run_until_idle()

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import event
 
 from receiver.aurous import AurousError
+from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.spend import reports as spend
 from receiver.spend.audit import Audit, AuditConfig
@@ -268,7 +269,7 @@ async def run(args: argparse.Namespace, path: Path) -> None:
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
     aurous: Any = _NoAurous()  # Aurous is a stub here
     tracker = JobTracker(db, output_ttl_s=86400, aurous=aurous)
-    audit = Audit(db, tracker, aurous, owner="bench", config=AuditConfig(grace=timedelta(0)))
+    audit = Audit(Replica(db, tracker, "bench"), aurous, AuditConfig(grace=timedelta(0)))
     synced = (START + timedelta(days=61)).isoformat()  # as if a complete sync had just run
     await db.write(lambda conn: gateway.set_state(conn, "ledger.synced_at", synced, START))
     week = (START + timedelta(days=20), START + timedelta(days=27))

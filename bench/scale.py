@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _pg import database
 
 from receiver.jobs import views as job_views
-from receiver.paging import encode_key_cursor
+from receiver.shapes import encode_key_cursor
 from storage import gateway
 from storage.db import Connection, Database
 from storage.gateway import job_writes
@@ -74,7 +74,7 @@ async def generate(db: Database, count: int) -> None:
     for first in range(0, count, BATCH):
         rows = [job_row(n, base) for n in range(first, min(count, first + BATCH))]
         events = [
-            NewJobEvent(r.id, r.first_seen_at, source, None, to, True)
+            NewJobEvent(r.id, r.first_seen_at, source, None, to, True, None)
             for r in rows
             for source, to in (
                 ("api", "pending"),

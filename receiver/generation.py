@@ -113,7 +113,7 @@ def looks_like_job_id(value: str) -> bool:
 
 
 def kind_of_id(job_id: str) -> JobKind:
-    return next((k for p, k in _KIND_BY_PREFIX.items() if job_id.startswith(p)), JobKind.UNKNOWN)
+    return _KIND_BY_PREFIX.get(job_id[:4], JobKind.UNKNOWN)
 
 
 def generation_kind(generation: GenerationResponse) -> JobKind:

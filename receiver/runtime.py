@@ -12,13 +12,14 @@ from typing import TypeAlias
 import httpx
 from litestar.di import NamedDependency
 
-from receiver.archive.archiver import Archiver
+from receiver.archive.archiver import ArchiveConfig, Archiver
 from receiver.archive.fetch import HostPolicy
 from receiver.aurous import AurousClient, RateBudget
 from receiver.gauges import Gauges
 from receiver.ids import new_id
 from receiver.jobs.creation import JobCreator
 from receiver.jobs.reconcile import Reconciler
+from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.metrics import Metrics
 from receiver.scheduler import Ticker
@@ -151,26 +152,17 @@ def _build(settings: Settings, db: Database, secrets: SecretStore, head: str | N
     hooks = {"response": [aurous.budget.watch]} if aurous else {}
     http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), event_hooks=hooks)
     blobs = BlobStore.from_url(settings.media_url)
-    lease = timedelta(seconds=settings.lease_s)
-    archiver = Archiver(
-        db,
-        tracker,
-        blobs,
-        http,
+    replica = Replica(db, tracker, owner, lease=timedelta(seconds=settings.lease_s))
+    archive = ArchiveConfig(
         policy=HostPolicy.for_base(settings.aurous_base_url, settings.download_hosts),
         spool_dir=Path(settings.data_dir) / "spool",
-        owner=owner,
         concurrency=settings.archive_concurrency,
         max_bytes=settings.max_output_bytes,
-        lease=lease,
-        budget=aurous.budget if aurous else None,
     )
-    reconciler = Reconciler(db, tracker, aurous, owner=owner, lease=lease) if aurous else None
-    audit = (
-        Audit(db, tracker, aurous, owner=owner, config=AuditConfig.from_settings(settings))
-        if aurous
-        else None
-    )
+    budget = aurous.budget if aurous else None
+    archiver = Archiver(replica, blobs, http, archive, budget=budget)
+    reconciler = Reconciler(replica, aurous) if aurous else None
+    audit = Audit(replica, aurous, AuditConfig.from_settings(settings)) if aurous else None
     background = settings.background
     intake = Intake(
         tracker,

@@ -1,5 +1,6 @@
-"""The names of states and kinds the tables hold, in one place. They are `StrEnum`s, so a
-member compares equal to the text stored in the database and encodes to it in JSON.
+"""The names of states and kinds the tables hold, in one place. Each is a `StrEnum`: a member
+compares equal to the text stored in the database and encodes to it in JSON (`JobStatus.QUEUED
+== "queued"`).
 
 A job's status is text, not only a `JobStatus`: Aurous may report a status this code does not
 know yet, and it is stored as it came (see the job tracker).
@@ -22,76 +23,31 @@ __all__ = [
     "Source",
 ]
 
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    MODERATION_REJECTED = "moderation_rejected"
-
-
-NON_TERMINAL = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING)
-TERMINAL = frozenset(
-    {
-        JobStatus.SUCCEEDED,
-        JobStatus.FAILED,
-        JobStatus.CANCELLED,
-        JobStatus.EXPIRED,
-        JobStatus.MODERATION_REJECTED,
-    }
+JobStatus = StrEnum(
+    "JobStatus",
+    "PENDING QUEUED PROCESSING SUCCEEDED FAILED CANCELLED EXPIRED MODERATION_REJECTED",
 )
+NON_TERMINAL = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING)
+TERMINAL = frozenset(set(JobStatus) - set(NON_TERMINAL))
 
+JobKind = StrEnum("JobKind", "IMAGE VIDEO UNKNOWN")
 
-class JobKind(StrEnum):
-    IMAGE = "image"
-    VIDEO = "video"
-    UNKNOWN = "unknown"
+# Where news of a job came from; a job event names the webhook's event: `webhook:evt_…`.
+Source = StrEnum("Source", "WEBHOOK POLL SWEEP API")
 
+# What the job's cost is: held while it runs, charged once it ended.
+CostState = StrEnum("CostState", "HELD CHARGED")
 
-class Source(StrEnum):
-    """Where news of a job came from (a job event's source is `webhook:evt_…` for webhooks)."""
+# An output is pending until archived; lost when it expired or was refused before its bytes
+# were kept; none when Aurous says there is nothing to download.
+OutputState = StrEnum("OutputState", "PENDING ARCHIVED LOST NONE")
 
-    WEBHOOK = "webhook"
-    POLL = "poll"
-    SWEEP = "sweep"
-    API = "api"
+# A webhook request: processed (new, stored and applied), a duplicate of one stored before,
+# quarantined (genuinely signed but not understood), or rejected (not trusted).
+DeliveryStatus = StrEnum("DeliveryStatus", "PROCESSED DUPLICATE QUARANTINED REJECTED")
 
+# A create request sent through the receiver: sending until Aurous's answer is recorded.
+RequestState = StrEnum("RequestState", "SENDING CREATED FAILED")
 
-class CostState(StrEnum):
-    HELD = "held"
-    CHARGED = "charged"
-
-
-class OutputState(StrEnum):
-    PENDING = "pending"  # to be archived
-    ARCHIVED = "archived"
-    LOST = "lost"  # expired or refused before its bytes were kept
-    NONE = "none"  # Aurous says there is nothing to download
-
-
-class DeliveryStatus(StrEnum):
-    PROCESSED = "processed"
-    DUPLICATE = "duplicate"
-    QUARANTINED = "quarantined"
-    REJECTED = "rejected"
-
-
-class RequestState(StrEnum):
-    """A create request sent through the receiver."""
-
-    SENDING = "sending"  # stored; Aurous's answer not yet recorded
-    CREATED = "created"
-    FAILED = "failed"
-
-
-class LedgerType(StrEnum):
-    HOLD = "hold"
-    RELEASE = "release"
-    CHARGE = "charge"
-    REFUND = "refund"
-    TOPUP = "topup"
-    ADJUSTMENT = "adjustment"
+# A credit movement in Aurous's ledger.
+LedgerType = StrEnum("LedgerType", "HOLD RELEASE CHARGE REFUND TOPUP ADJUSTMENT")

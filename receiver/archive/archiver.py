@@ -22,15 +22,15 @@ from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, downlo
 from receiver.aurous import RateBudget
 from receiver.errors import ReceiverError
 from receiver.jobs.lifecycle import ObservationResult
-from receiver.jobs.tracker import JobTracker
+from receiver.jobs.replica import Replica
 from storage import gateway
 from storage.blobs import BlobStore
-from storage.db import Connection, Database
+from storage.db import Connection
 from storage.records import OutputFinish, OutputRecord
 from storage.states import OutputState
 from storage.types import utcnow
 
-__all__ = ["ArchiveOutcome", "Archiver", "retry_delay"]
+__all__ = ["ArchiveConfig", "ArchiveOutcome", "Archiver", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -60,34 +60,31 @@ class ArchiveOutcome:
         return self.archived + self.lost + self.none + self.retry
 
 
+@dataclass(frozen=True)
+class ArchiveConfig:
+    policy: HostPolicy  # where outputs may be downloaded from
+    spool_dir: Path  # partial downloads, resumed after a crash
+    concurrency: int = 4
+    max_bytes: int = 8 << 30
+
+
 class Archiver:
     def __init__(
         self,
-        db: Database,
-        tracker: JobTracker,
+        replica: Replica,
         blobs: BlobStore,
         http: httpx.AsyncClient,
+        config: ArchiveConfig,
         *,
-        policy: HostPolicy,
-        spool_dir: Path,
-        owner: str,
-        concurrency: int = 4,
-        max_bytes: int = 8 << 30,
-        lease: timedelta = timedelta(seconds=60),
         budget: RateBudget | None = None,
     ) -> None:
-        self._lease = lease
-        self._budget = budget  # Aurous's 429 pause applies to downloads from it too
-        self._db = db
-        self._tracker = tracker
+        self._replica = replica
+        self._db = replica.db
         self._blobs = blobs
         self._http = http
-        self._policy = policy
-        self._spool_dir = spool_dir
-        self._owner = owner
-        self._concurrency = concurrency
-        self._max_bytes = max_bytes
-        self._slots = asyncio.Semaphore(concurrency)
+        self._config = config
+        self._budget = budget  # Aurous's 429 pause applies to downloads from it too
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._wanted = asyncio.Event()
         self._running: asyncio.Task[ArchiveOutcome] | None = None
 
@@ -126,10 +123,10 @@ class Archiver:
         now = utcnow()
         return gateway.claim_outputs(
             conn,
-            owner=self._owner,
+            owner=self._replica.owner,
             now=now,
-            lease_until=now + self._lease,
-            limit=self._concurrency * 2,
+            lease_until=now + self._replica.lease,
+            limit=self._config.concurrency * 2,
         )
 
     async def _archive(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
@@ -162,14 +159,14 @@ class Archiver:
         await self._store(row, result, outcome)
 
     async def _download(self, url: str, output_id: int) -> Downloaded:
-        spool = self._spool_dir / f"output-{output_id}.part"
+        spool = self._config.spool_dir / f"output-{output_id}.part"
         if self._budget is not None:
             await self._budget.wait_unpaused()
         return await self._fetch(url, spool)
 
     async def _fetch(self, url: str, spool: Path) -> Downloaded:
         return await download(
-            self._http, url, spool, policy=self._policy, max_bytes=self._max_bytes
+            self._http, url, spool, policy=self._config.policy, max_bytes=self._config.max_bytes
         )
 
     async def _store(self, row: OutputRecord, result: Downloaded, outcome: ArchiveOutcome) -> None:
@@ -213,7 +210,7 @@ class Archiver:
 
     async def _record(self, row: OutputRecord, finish: OutputFinish) -> bool:
         """Write an attempt's outcome, fenced on our lease; False if the lease was lost."""
-        return await self._tracker.finish_output(row.id, self._owner, finish)
+        return await self._replica.tracker.finish_output(row.id, self._replica.owner, finish)
 
     async def _finish(
         self, row: OutputRecord, state: OutputState, error: str, outcome: ArchiveOutcome
@@ -221,7 +218,7 @@ class Archiver:
         await self._record(
             row, OutputFinish(state=state, last_error=error[:500], next_attempt_at=None)
         )
-        (self._spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
+        (self._config.spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
         setattr(outcome, state, getattr(outcome, state) + 1)
         if state == OutputState.LOST:
             log.warning("output %s of %s is lost: %s", row.position, row.job_id, error)
@@ -229,7 +226,7 @@ class Archiver:
     async def _fresh_url(self, row: OutputRecord) -> str | None:
         """Re-GET the job once; the new URL if Aurous minted a different one."""
         try:
-            generation, _ = await self._tracker.refresh(row.job_id)
+            generation, _ = await self._replica.tracker.refresh(row.job_id)
         except ReceiverError as error:  # Aurous's answer, or no Aurous to ask
             log.info("could not refresh %s after 410: %s", row.job_id, error)
             return None
@@ -239,16 +236,18 @@ class Archiver:
 
     async def _keep_lease(self, output_id: int) -> None:
         def extend(conn: Connection) -> bool:
-            return gateway.extend_output_lease(conn, output_id, self._owner, utcnow() + self._lease)
+            return gateway.extend_output_lease(
+                conn, output_id, self._replica.owner, utcnow() + self._replica.lease
+            )
 
         while True:
-            await asyncio.sleep(self._lease.total_seconds() / 3)
+            await asyncio.sleep(self._replica.lease.total_seconds() / 3)
             await self._db.write(extend)
 
     async def clean_spool(self) -> None:
         """Remove spool files of outputs that are no longer pending (at start-up). A pending
         output's partial spool stays: the next attempt resumes from it."""
-        spools = {_spool_id(path): path for path in self._spool_dir.glob("output-*.part")}
+        spools = {_spool_id(path): path for path in self._config.spool_dir.glob("output-*.part")}
         spools.pop(None, None)
         if not spools:
             return

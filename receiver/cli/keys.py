@@ -103,13 +103,8 @@ def _client(settings: Settings) -> Any:
 
 @endpoint.command("register")
 @click.argument("url")
-@click.option(
-    "--events",
-    default="*",
-    show_default=True,
-    help="Comma-separated event types, or * for all that exist today.",
-)
-@click.option("--description", default="aurous-receiver")
+@click.option("--events", default="*", help="Comma-separated event types; * (all) by default.")
+@click.option("--description", default="aurous-receiver", show_default=True)
 @click.pass_context
 def endpoint_register(ctx: click.Context, url: str, events: str, description: str) -> None:
     """Register URL at Aurous and store its signing secret in the keyring."""
@@ -134,12 +129,7 @@ def endpoint_register(ctx: click.Context, url: str, events: str, description: st
 
 @endpoint.command("rotate")
 @click.argument("endpoint_id")
-@click.option(
-    "--grace",
-    default="24h",
-    show_default=True,
-    help="How long the previous secret keeps verifying (0 = stop at once).",
-)
+@click.option("--grace", default="24h", help="How long the old secret verifies (24h; 0: stop).")
 @click.pass_context
 def endpoint_rotate(ctx: click.Context, endpoint_id: str, grace: str) -> None:
     """Rotate ENDPOINT_ID's signing secret; the old one expires after --grace."""

@@ -24,15 +24,7 @@ from receiver.generation import (
     parse_timestamp,
     to_micros,
 )
-from storage.records import (
-    UNSET,
-    JobRecord,
-    JobUpdate,
-    NewJob,
-    NewJobEvent,
-    NewOutput,
-    changed_fields,
-)
+from storage.records import JobRecord, JobUpdate, NewJob, NewJobEvent, NewOutput
 from storage.states import NON_TERMINAL, TERMINAL, CostState, JobKind, JobStatus, OutputState
 
 __all__ = [
@@ -160,6 +152,11 @@ def tracked_job(job_id: str, at: datetime) -> tuple[NewJob, NewJobEvent]:
     return job, event
 
 
+# The columns a batch changes, per job, gathered as the batch is decided and typed once at the
+# end (a record per step would cost as much as the rest of the planning).
+_Values = dict[str, object]
+
+
 @dataclass(slots=True)
 class _JobState:
     """The planner's working view of one job."""
@@ -177,7 +174,9 @@ class _Planner:
     existing: Mapping[str, JobRecord]
     output_ttl_s: int
     states: dict[str, _JobState] = field(default_factory=dict)
-    changes: JobChanges = field(default_factory=JobChanges)
+    new_jobs: dict[str, _Values] = field(default_factory=dict)
+    updates: dict[str, _Values] = field(default_factory=dict)
+    events: list[NewJobEvent] = field(default_factory=list)
     observed: dict[str, datetime] = field(default_factory=dict)
     outputs: dict[str, list[NewOutput]] = field(default_factory=dict)
 
@@ -194,7 +193,7 @@ class _Planner:
         self._note_observed(generation.id, observation.observed_at)
         self._schedule_poll(generation.id, state, observation.observed_at)
         if decision.event_note is not None:
-            self.changes.events.append(_event(observation, previous, decision))
+            self.events.append(_event(observation, previous, decision))
         pending = self._plan_outputs(observation, state, decision)
         return ObservationResult(
             generation.id,
@@ -208,9 +207,13 @@ class _Planner:
 
     def finish(self) -> JobChanges:
         for job_id, at in self.observed.items():
-            self._change(job_id, JobUpdate(last_observed_at=at))
-        self.changes.outputs = [row for rows in self.outputs.values() for row in rows]
-        return self.changes
+            self._change(job_id, {"last_observed_at": at})
+        return JobChanges(
+            new_jobs={i: msgspec.convert(v, NewJob) for i, v in self.new_jobs.items()},
+            updates={i: msgspec.convert(v, JobUpdate) for i, v in self.updates.items()},
+            events=self.events,
+            outputs=[row for rows in self.outputs.values() for row in rows],
+        )
 
     def _state(self, job_id: str) -> _JobState | None:
         if job_id not in self.states and (job := self.existing.get(job_id)) is not None:
@@ -225,27 +228,33 @@ class _Planner:
         return self.states.get(job_id)
 
     def _create(self, observation: Observation) -> _JobState:
-        job = _new_job(observation)
-        self.changes.new_jobs[job.id] = job
-        state = _JobState(job.status, job.kind, job.created_at, job.completed_at, job.next_poll_at)
-        self.states[job.id] = state
+        generation = observation.generation
+        kind = generation_kind(generation)
+        created_at = parse_timestamp(generation.created_at)
+        started = max(created_at or observation.observed_at, observation.observed_at)
+        self.new_jobs[generation.id] = {
+            "id": generation.id,
+            "kind": kind,
+            "first_seen_via": source_kind(observation.source),
+            "first_seen_at": observation.observed_at,
+            "created_at": created_at,
+            "next_poll_at": started + EXPECTED_DURATION.get(kind, timedelta(minutes=1)),
+            **_reported(observation),
+        }
+        state = _JobState(generation.status, kind, created_at, None)
+        self.states[generation.id] = state
+        self._change(generation.id, {})  # completed_at, if the job is first seen finished
         return state
 
-    def _change(self, job_id: str, change: JobUpdate) -> None:
-        values = changed_fields(change)
-        new_job = self.changes.new_jobs.get(job_id)
-        if new_job is not None:
-            self.changes.new_jobs[job_id] = msgspec.structs.replace(new_job, **values)
-        else:
-            current = self.changes.updates.get(job_id, JobUpdate())
-            self.changes.updates[job_id] = msgspec.structs.replace(current, **values)
+    def _change(self, job_id: str, change: _Values) -> None:
+        target = self.new_jobs.get(job_id)
+        if target is None:
+            target = self.updates.setdefault(job_id, {})
+        target.update(change)
         state = self.states[job_id]
-        if change.completed_at is not UNSET:
-            state.completed_at = change.completed_at
-        if change.created_at is not UNSET:
-            state.created_at = change.created_at
-        if change.kind is not UNSET:
-            state.kind = change.kind
+        state.completed_at = _time(target.get("completed_at", state.completed_at))
+        state.created_at = _time(target.get("created_at", state.created_at))
+        state.kind = str(target.get("kind", state.kind))
 
     def _note_observed(self, job_id: str, at: datetime) -> None:
         self.observed[job_id] = max(at, self.observed.get(job_id, at))
@@ -260,7 +269,7 @@ class _Planner:
                 next_poll = max(next_poll, state.next_poll_at)
         if next_poll != state.next_poll_at:
             state.next_poll_at = next_poll
-            self._change(job_id, JobUpdate(next_poll_at=next_poll))
+            self._change(job_id, {"next_poll_at": next_poll})
 
     def _plan_outputs(self, observation: Observation, state: _JobState, decision: Decision) -> bool:
         generation = observation.generation
@@ -277,6 +286,10 @@ class _Planner:
             for i, url in enumerate(urls)
         ]
         return True
+
+
+def _time(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
 
 
 def _event(observation: Observation, previous: str | None, decision: Decision) -> NewJobEvent:
@@ -296,58 +309,33 @@ def _completed_at(observation: Observation) -> datetime:
     return parse_timestamp(observation.generation.completed_at) or observation.observed_at
 
 
-def _reported(observation: Observation) -> JobUpdate:
+def _reported(observation: Observation) -> _Values:
     """What an applied observation says about the job."""
     generation = observation.generation
     terminal = generation.status in TERMINAL
-    change = JobUpdate(
-        status=generation.status,
-        terminal=terminal,
-        error_message=generation.error_message,
-        last_response=msgspec.json.encode(generation),
-        completed_at=_completed_at(observation) if terminal else UNSET,
-        terminal_via=source_kind(observation.source) if terminal else UNSET,
-        model=generation.model() or UNSET,
-    )
+    values: _Values = {
+        "status": generation.status,
+        "terminal": terminal,
+        "error_message": generation.error_message,
+        "last_response": msgspec.json.encode(generation),
+    }
+    if terminal:
+        values["completed_at"] = _completed_at(observation)
+        values["terminal_via"] = source_kind(observation.source)
     cost = generation.cost
-    if cost is None or cost.amount is None:
-        return change
-    return msgspec.structs.replace(
-        change,
-        cost_micros=to_micros(cost.amount),
-        cost_state=CostState.CHARGED if terminal else CostState.HELD,
-        cost_currency=cost.currency or "credit",
-    )
+    if cost is not None and cost.amount is not None:
+        values["cost_micros"] = to_micros(cost.amount)
+        values["cost_state"] = CostState.CHARGED if terminal else CostState.HELD
+        values["cost_currency"] = cost.currency or "credit"
+    if model := generation.model():
+        values["model"] = model
+    return values
 
 
-def _new_job(observation: Observation) -> NewJob:
-    generation = observation.generation
-    job = NewJob(
-        id=generation.id,
-        kind=generation_kind(generation),
-        status=generation.status,
-        terminal=False,
-        first_seen_via=source_kind(observation.source),
-        first_seen_at=observation.observed_at,
-        last_observed_at=observation.observed_at,
-        created_at=parse_timestamp(generation.created_at),
-        next_poll_at=_first_poll_at(observation),
-    )
-    return msgspec.structs.replace(job, **changed_fields(_reported(observation)))
-
-
-def _transition(observation: Observation, state: _JobState) -> JobUpdate:
+def _transition(observation: Observation, state: _JobState) -> _Values:
     change = _reported(observation)
     if state.created_at is None:
-        created = parse_timestamp(observation.generation.created_at)
-        change = msgspec.structs.replace(change, created_at=created)
+        change["created_at"] = parse_timestamp(observation.generation.created_at)
     if state.kind == JobKind.UNKNOWN:
-        change = msgspec.structs.replace(change, kind=generation_kind(observation.generation))
+        change["kind"] = generation_kind(observation.generation)
     return change
-
-
-def _first_poll_at(observation: Observation) -> datetime:
-    kind = generation_kind(observation.generation)
-    started = parse_timestamp(observation.generation.created_at) or observation.observed_at
-    expected = EXPECTED_DURATION.get(kind, timedelta(minutes=1))
-    return max(started, observation.observed_at) + expected

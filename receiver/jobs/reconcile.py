@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from receiver.aurous import AurousClient, AurousError
 from receiver.generation import GenerationResponse, parse_timestamp
 from receiver.jobs.lifecycle import Observation, poll_interval
-from receiver.jobs.tracker import JobTracker
+from receiver.jobs.replica import Replica
 from storage import gateway
-from storage.db import Connection, Database
+from storage.db import Connection
 from storage.records import PollClaim
 from storage.states import Source
 from storage.types import utcnow
 
-__all__ = ["PollReport", "Reconciler", "SweepReport"]
+__all__ = ["PollReport", "ReconcileConfig", "Reconciler", "SweepReport"]
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +43,25 @@ class PollReport:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class ReconcileConfig:
+    page_size: int = 100  # jobs per list GET
+    max_pages: int = 50  # per sweep
+    lookback: timedelta = timedelta(hours=48)  # a sweep never walks further back
+    poll_batch: int = 20  # due polls claimed at once
+    poll_concurrency: int = 4
+
+
 class Reconciler:
     def __init__(
-        self,
-        db: Database,
-        tracker: JobTracker,
-        aurous: AurousClient,
-        *,
-        owner: str,
-        page_size: int = 100,
-        max_pages: int = 50,
-        lookback: timedelta = timedelta(hours=48),
-        poll_batch: int = 20,
-        poll_concurrency: int = 4,
-        lease: timedelta = timedelta(seconds=60),
+        self, replica: Replica, aurous: AurousClient, config: ReconcileConfig | None = None
     ) -> None:
-        self._lease = lease
-        self._db = db
-        self._tracker = tracker
+        self._replica = replica
+        self._db = replica.db
+        self._tracker = replica.tracker
         self._aurous = aurous
-        self._owner = owner
-        self._page_size = page_size
-        self._max_pages = max_pages
-        self._lookback = lookback
-        self._poll_batch = poll_batch
-        self._poll_slots = asyncio.Semaphore(poll_concurrency)
+        self._config = config or ReconcileConfig()
+        self._poll_slots = asyncio.Semaphore(self._config.poll_concurrency)
 
     async def sweep(self) -> SweepReport:
         """Walk the list newest first until a page older than the last sweep's newest job
@@ -79,12 +73,12 @@ class Reconciler:
         watermark = parse_timestamp(
             await self._db.read(lambda conn: gateway.get_state(conn, WATERMARK_KEY))
         )
-        oldest_allowed = now - self._lookback
+        oldest_allowed = now - self._config.lookback
         newest: datetime | None = None
         cursor: str | None = None
-        for _ in range(self._max_pages):
+        for _ in range(self._config.max_pages):
             page, has_more, next_cursor = await self._aurous.list_generations(
-                starting_after=cursor, limit=self._page_size
+                starting_after=cursor, limit=self._config.page_size
             )
             report.pages += 1
             if not page:
@@ -133,7 +127,11 @@ class Reconciler:
     def _claim_due_polls(self, conn: Connection) -> list[PollClaim]:
         now = utcnow()
         return gateway.claim_due_polls(
-            conn, owner=self._owner, now=now, lease_until=now + self._lease, limit=self._poll_batch
+            conn,
+            owner=self._replica.owner,
+            now=now,
+            lease_until=now + self._replica.lease,
+            limit=self._config.poll_batch,
         )
 
     async def _poll(self, claim: PollClaim, report: PollReport) -> None:
@@ -150,6 +148,6 @@ class Reconciler:
                 report.changed += sum(1 for r in results if r.applied)
             await self._db.write(
                 lambda conn: gateway.release_job_lease(
-                    conn, claim.id, self._owner, next_poll_at=retry_at
+                    conn, claim.id, self._replica.owner, next_poll_at=retry_at
                 )
             )

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from receiver.paging import Page, decode_key_cursor, encode_key_cursor
+from receiver.shapes import Page, decode_key_cursor, encode_key_cursor, view_of
 from storage import gateway
 from storage.db import Connection, Database
 from storage.records import JobEventRecord, JobRecord, OutputRecord
@@ -32,18 +32,8 @@ class Output(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, output: OutputRecord) -> Output:
         archived = output.state == OutputState.ARCHIVED
-        return cls(
-            index=output.position,
-            state=output.state,
-            sha256=output.sha256,
-            size=output.size,
-            content_type=output.content_type,
-            deadline=output.deadline,
-            archived_at=output.archived_at,
-            attempts=output.attempts,
-            last_error=output.last_error,
-            url=f"/jobs/{output.job_id}/outputs/{output.position}" if archived else None,
-        )
+        url = f"/jobs/{output.job_id}/outputs/{output.position}" if archived else None
+        return view_of(cls, output, index=output.position, url=url)
 
 
 class Cost(msgspec.Struct, frozen=True):
@@ -71,39 +61,17 @@ class Job(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, job: JobRecord, outputs: Sequence[OutputRecord]) -> Job:
         amount = None if job.cost_micros is None else job.cost_micros / 1_000_000
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            status=job.status,
-            terminal=job.terminal,
-            first_seen_via=job.first_seen_via,
-            terminal_via=job.terminal_via,
-            created_at=job.created_at,
-            completed_at=job.completed_at,
-            first_seen_at=job.first_seen_at,
-            last_observed_at=job.last_observed_at,
-            error_message=job.error_message,
-            model=job.model,
-            cost=Cost(amount, job.cost_state, job.cost_currency),
-            outputs=[Output.of(o) for o in outputs if o.job_id == job.id],
-        )
+        cost = Cost(amount, job.cost_state, job.cost_currency)
+        mine = [Output.of(o) for o in outputs if o.job_id == job.id]
+        return view_of(cls, job, cost=cost, outputs=mine)
 
 
-class JobEvent(msgspec.Struct, frozen=True):
+class JobEvent(JobEventRecord, frozen=True):
     """One observation that changed the job, or that was kept without being applied."""
-
-    at: datetime
-    source: str  # webhook:evt_… | poll | sweep | api
-    from_status: str | None
-    to_status: str
-    applied: bool
-    note: str | None
 
     @classmethod
     def of(cls, event: JobEventRecord) -> JobEvent:
-        return cls(
-            event.at, event.source, event.from_status, event.to_status, event.applied, event.note
-        )
+        return view_of(cls, event)
 
 
 async def get_job(db: Database, job_id: str) -> Job | None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from receiver.aurous import AurousClient, AurousError, RawJson
 from receiver.generation import parse_timestamp
 from receiver.jobs.lifecycle import TERMINAL
-from receiver.jobs.tracker import JobTracker
+from receiver.jobs.replica import Replica
 from receiver.settings import Settings
 from receiver.spend.ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
 from receiver.spend.rules import (
@@ -36,7 +36,7 @@ from receiver.spend.rules import (
     unknown_job_finding,
 )
 from storage import gateway
-from storage.db import Connection, Database
+from storage.db import Connection
 from storage.records import FindingUpdate, NewBalanceSnapshot, RepeatedRequest
 from storage.states import Source
 from storage.types import utcnow
@@ -101,23 +101,16 @@ class _Evidence:
 
 class Audit:
     def __init__(
-        self,
-        db: Database,
-        tracker: JobTracker,
-        aurous: AurousClient,
-        *,
-        owner: str,
-        config: AuditConfig | None = None,
+        self, replica: Replica, aurous: AurousClient, config: AuditConfig | None = None
     ) -> None:
         self.config = config or AuditConfig()
-        self._db = db
-        self._tracker = tracker
+        self._replica = replica
+        self._db = replica.db
         self._aurous = aurous
-        self._owner = owner
         self._lock = asyncio.Lock()  # one pass at a time in this process
         self._kicks: set[asyncio.Task[AuditReport]] = set()
         self._ledger = LedgerSync(
-            db,
+            replica.db,
             aurous,
             page_size=self.config.page_size,
             max_pages=self.config.max_pages,
@@ -144,7 +137,7 @@ class Audit:
                     await self.evaluate(report)
             finally:
                 await self._db.write(
-                    lambda conn: gateway.release_lease(conn, LEASE_KEY, self._owner)
+                    lambda conn: gateway.release_lease(conn, LEASE_KEY, self._replica.owner)
                 )
             return report
 
@@ -169,7 +162,7 @@ class Audit:
         now = utcnow()
         until = now + self.config.lease
         return await self._db.write(
-            lambda conn: gateway.take_lease(conn, LEASE_KEY, self._owner, now, until)
+            lambda conn: gateway.take_lease(conn, LEASE_KEY, self._replica.owner, now, until)
         )
 
     # --- ledger sync and balance snapshots ------------------------------------------------
@@ -335,7 +328,7 @@ class Audit:
         actions: dict[str, list[str]] = {}
         for job_id in job_ids[: self.config.adopt_per_pass]:
             try:
-                await self._tracker.refresh(job_id, Source.SWEEP)
+                await self._replica.tracker.refresh(job_id, Source.SWEEP)
             except AurousError as error:
                 action = "not_found" if error.status == 404 else "adoption_failed"
                 actions.setdefault(action, []).append(job_id)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 
 from receiver.errors import ReceiverError
-from receiver.paging import Page, decode_number_cursor
+from receiver.shapes import Page, decode_number_cursor, view_of
 from receiver.spend.rules import credits_text
 from storage import gateway
 from storage.db import Connection, Database
@@ -151,18 +151,7 @@ class LedgerEntry(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, entry: LedgerEntryRecord) -> LedgerEntry:
-        return cls(
-            entry.uev_id,
-            entry.type,
-            _credits(entry.amount_micros),
-            entry.currency,
-            entry.generation_id,
-            entry.hold_id,
-            entry.created_at,
-            entry.description,
-            entry.contract,
-            entry.synced_at,
-        )
+        return view_of(cls, entry, id=entry.uev_id, amount=_credits(entry.amount_micros))
 
 
 async def ledger_page(
@@ -201,19 +190,8 @@ class Finding(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, finding: FindingRecord) -> Finding:
-        return cls(
-            finding.id,
-            finding.code,
-            finding.subject,
-            finding.job_id,
-            _credits(finding.expected_micros),
-            _credits(finding.actual_micros),
-            finding.reason,
-            finding.action,
-            finding.first_seen_at,
-            finding.last_seen_at,
-            finding.resolved_at,
-        )
+        expected, actual = _credits(finding.expected_micros), _credits(finding.actual_micros)
+        return view_of(cls, finding, expected=expected, actual=actual)
 
 
 async def findings(

@@ -135,20 +135,15 @@ class Draft:
     code: str
     subject: str
     reason: str
-    job_id: str | None = None
-    expected_micros: int | None = None
-    actual_micros: int | None = None
+    job_id: str | None
+    expected_micros: int | None
+    actual_micros: int | None
 
     def row(self, now: datetime) -> NewFinding:
+        """Open, first and last seen now, nothing done about it yet."""
+        amounts = (self.expected_micros, self.actual_micros)
         return NewFinding(
-            code=self.code,
-            subject=self.subject,
-            job_id=self.job_id,
-            expected_micros=self.expected_micros,
-            actual_micros=self.actual_micros,
-            reason=self.reason,
-            first_seen_at=now,
-            last_seen_at=now,
+            self.code, self.subject, self.job_id, *amounts, None, now, now, None, self.reason
         )
 
     def changed(self, stored: FindingRecord) -> bool:

@@ -9,9 +9,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request, Response, get, post
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,8 @@ from receiver.metrics import HTTP_METRICS
 __all__ = [
     "ERROR_RESPONSES",
     "REQUEST_ID_HEADER",
+    "api_get",
+    "api_post",
     "current_request_id",
     "error_response",
     "exception_handlers",
@@ -52,29 +55,23 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, str | None] | None = None,
-) -> Response[bytes]:
-    error: dict[str, str | None] = {
+def error_response(error: ReceiverError) -> Response[bytes]:
+    """The envelope for `error`, with this request's id."""
+    status = error.http_status
+    body: dict[str, str | None] = {
         "type": error_type(status),
-        "code": code,
-        "message": message,
+        "code": error.code,
+        "message": error.message,
         "request_id": current_request_id(),
     }
-    if param is not None:
-        error["param"] = param
-    error.update(extra or {})
+    if error.param is not None:
+        body["param"] = error.param
+    body.update(error.extra)
     return Response(
-        msgspec.json.encode({"error": error}),
+        msgspec.json.encode({"error": body}),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers=error.headers,
     )
 
 
@@ -112,14 +109,7 @@ def request_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def _receiver_error(_: Request[Any, Any, Any], exc: ReceiverError) -> Response[bytes]:
-    return error_response(
-        exc.http_status,
-        exc.code,
-        exc.message,
-        param=exc.param,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
+    return error_response(exc)
 
 
 def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
@@ -127,7 +117,7 @@ def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Re
     param = next((str(e.get("key")) for e in extra if isinstance(e, dict) and e.get("key")), None)
     detail = "; ".join(str(e.get("message")) for e in extra if isinstance(e, dict))
     message = f"{exc.detail}: {detail}" if detail else str(exc.detail)
-    return error_response(400, "invalid_parameter", message, param=param)
+    return error_response(ReceiverError(400, "invalid_parameter", message, param=param))
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -136,12 +126,14 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", 'Bearer realm="aurous-receiver"')
     code = _CODE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request")
-    return error_response(status, code, str(exc.detail), headers=headers)
+    return error_response(ReceiverError(status, code, str(exc.detail), headers=headers))
 
 
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "the receiver hit an unexpected error")
+    return error_response(
+        ReceiverError(500, "internal_error", "the receiver hit an unexpected error")
+    )
 
 
 exception_handlers: dict[Any, Any] = {
@@ -163,3 +155,17 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
     401: _error_spec("Missing or wrong admin token (or webhook signature)"),
     404: _error_spec("No such resource"),
 }
+
+
+def api_get(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
+    """A GET operation of the API: documented, with the error envelope on its error answers."""
+    return get(
+        path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
+    )
+
+
+def api_post(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
+    """A POST operation of the API, documented like `api_get`."""
+    return post(
+        path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
+    )

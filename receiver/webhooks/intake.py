@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 import msgspec
 
@@ -30,18 +29,11 @@ from storage.db import Connection
 from storage.records import NewDelivery
 from storage.states import DeliveryStatus
 
-__all__ = ["Intake", "IntakeClosed", "Outcome", "RejectedRequest", "VerifiedDelivery"]
+__all__ = ["Intake", "IntakeClosed", "RejectedRequest", "VerifiedDelivery"]
 
 log = logging.getLogger(__name__)
 
 REJECTED_BODY_PREFIX = 4096
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    QUARANTINED = "quarantined"
-    REJECTED = "rejected"
 
 
 class IntakeClosed(RuntimeError):
@@ -77,7 +69,7 @@ class RejectedRequest:
 @dataclass
 class _Pending:
     item: VerifiedDelivery | RejectedRequest
-    future: asyncio.Future[Outcome] = field(
+    future: asyncio.Future[DeliveryStatus] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     observation: ObservationResult | None = None
@@ -127,7 +119,7 @@ class Intake:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout_s)
 
-    async def submit(self, item: VerifiedDelivery | RejectedRequest) -> Outcome:
+    async def submit(self, item: VerifiedDelivery | RejectedRequest) -> DeliveryStatus:
         if not self._writers:
             raise IntakeClosed("intake is not running")
         pending = _Pending(item)
@@ -166,13 +158,15 @@ class Intake:
                 pending.future.set_result(outcome)
         self._notify_events(batch, outcomes)
 
-    async def _store_batch(self, batch: list[_Pending]) -> list[Outcome]:
+    async def _store_batch(self, batch: list[_Pending]) -> list[DeliveryStatus]:
         return await self._tracker.write(lambda conn, jobs: self._store_all(conn, jobs, batch))
 
-    def _store_all(self, conn: Connection, jobs: JobWriter, batch: list[_Pending]) -> list[Outcome]:
+    def _store_all(
+        self, conn: Connection, jobs: JobWriter, batch: list[_Pending]
+    ) -> list[DeliveryStatus]:
         outcomes = _store_deliveries(conn, batch)
-        accepted = [p for p, o in zip(batch, outcomes, strict=True) if o is Outcome.ACCEPTED]
-        observed = [p for p in accepted if _generation_of(p) is not None]
+        new = [p for p, o in zip(batch, outcomes, strict=True) if o is DeliveryStatus.PROCESSED]
+        observed = [p for p in new if _generation_of(p) is not None]
         results = jobs.observe([_observation(p) for p in observed])
         for pending, result in zip(observed, results, strict=True):
             pending.observation = result
@@ -182,11 +176,11 @@ class Intake:
             _store_rejections(conn, rejections, self._keep_rejected)
         return outcomes
 
-    def _notify_events(self, batch: list[_Pending], outcomes: list[Outcome]) -> None:
+    def _notify_events(self, batch: list[_Pending], outcomes: list[DeliveryStatus]) -> None:
         types = [
             p.item.envelope.event_type
             for p, o in zip(batch, outcomes, strict=True)
-            if o is Outcome.ACCEPTED
+            if o is DeliveryStatus.PROCESSED
             and isinstance(p.item, VerifiedDelivery)
             and p.item.envelope is not None
             and p.item.envelope.generation is None
@@ -219,23 +213,23 @@ def _row(item: VerifiedDelivery) -> NewDelivery:
     )
 
 
-def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[Outcome]:
+def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[DeliveryStatus]:
     """Insert every verified delivery; the UNIQUE event id decides which ones are new."""
     rows = {id(p): _row(p.item) for p in batch if isinstance(p.item, VerifiedDelivery)}
     new_events = gateway.insert_deliveries(conn, list(rows.values()))
-    outcomes: list[Outcome] = []
+    outcomes: list[DeliveryStatus] = []
     claimed: set[str | None] = set()
     duplicates: list[NewDelivery] = []
     for pending in batch:
         row = rows.get(id(pending))
         if row is None:
-            outcomes.append(Outcome.REJECTED)
+            outcomes.append(DeliveryStatus.REJECTED)
         elif row.event_id in new_events and row.event_id not in claimed:
             claimed.add(row.event_id)
             quarantined = row.status == DeliveryStatus.QUARANTINED
-            outcomes.append(Outcome.QUARANTINED if quarantined else Outcome.ACCEPTED)
+            outcomes.append(DeliveryStatus.QUARANTINED if quarantined else DeliveryStatus.PROCESSED)
         else:
-            outcomes.append(Outcome.DUPLICATE)
+            outcomes.append(DeliveryStatus.DUPLICATE)
             duplicates.append(row)
     if duplicates:
         originals = gateway.find_delivery_ids(conn, [r.event_id or "" for r in duplicates])

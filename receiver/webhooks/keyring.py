@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from receiver.shapes import view_of
 from receiver.webhooks.signing import (
     Keyring,
     KeyringEntry,
@@ -52,18 +53,7 @@ class Secret(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, record: SecretRecord, now: datetime) -> Secret:
-        return cls(
-            record.id,
-            record.label,
-            record.source,
-            record.preview,
-            secret_state(record, now),
-            record.created_at,
-            record.expires_at,
-            record.retired_at,
-            record.last_matched_at,
-            record.match_count,
-        )
+        return view_of(cls, record, state=secret_state(record, now))
 
 
 def secret_state(secret: SecretRecord, now: datetime) -> str:

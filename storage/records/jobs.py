@@ -88,8 +88,7 @@ class JobUpdate(Change, frozen=True):
     idempotency_key: str | UnsetType | None = UNSET
 
 
-class JobEventRecord(Record, frozen=True):
-    id: int
+class NewJobEvent(Record, frozen=True):
     job_id: str
     at: datetime
     source: str  # webhook:evt_… | poll | sweep | api
@@ -99,23 +98,22 @@ class JobEventRecord(Record, frozen=True):
     note: str | None
 
 
-class NewJobEvent(Record, frozen=True):
-    job_id: str
-    at: datetime
-    source: str
-    from_status: str | None
-    to_status: str
-    applied: bool
-    note: str | None = None
+class JobEventRecord(NewJobEvent, frozen=True):
+    """A job event as stored; `id` orders a job's history."""
 
-
-class OutputRecord(Record, frozen=True):
     id: int
+
+
+class NewOutput(Record, frozen=True):
     job_id: str
     position: int  # the n of /jobs/{id}/outputs/{n}
     source_url: str
     deadline: datetime
     state: str
+
+
+class OutputRecord(NewOutput, frozen=True):
+    id: int
     attempts: int
     next_attempt_at: datetime | None
     lease_owner: str | None
@@ -125,14 +123,6 @@ class OutputRecord(Record, frozen=True):
     content_type: str | None
     archived_at: datetime | None
     last_error: str | None
-
-
-class NewOutput(Record, frozen=True):
-    job_id: str
-    position: int
-    source_url: str
-    deadline: datetime
-    state: str
 
 
 class OutputFinish(Change, frozen=True):
@@ -181,31 +171,24 @@ class PollClaim(Record, frozen=True):
     next_poll_at: datetime | None
 
 
-class JobRequestRecord(Record, frozen=True):
+class NewJobRequest(Record, frozen=True):
     """A create request, stored with its idempotency key before Aurous is called."""
 
-    id: int
     idempotency_key: str
     kind: str
     fingerprint: str
     body: bytes
     state: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobRequestRecord(NewJobRequest, frozen=True):
+    id: int
     job_id: str | None
     attempts: int
     last_error: str | None
     aurous_request_id: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class NewJobRequest(Record, frozen=True):
-    idempotency_key: str
-    kind: str
-    fingerprint: str
-    body: bytes
-    state: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class JobRequestUpdate(Change, frozen=True):

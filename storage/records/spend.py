@@ -23,51 +23,31 @@ __all__ = [
 ]
 
 
-class LedgerEntryRecord(Record, frozen=True):
-    id: int
+class NewLedgerEntry(Record, frozen=True):
+    """A movement to store; the walk that read it gives its position and sync time."""
+
     uev_id: str
     type: str
     amount_micros: int  # signed from the team's side: debits < 0
     currency: str
     generation_id: str | None
     hold_id: str | None
-    created_at: datetime | None
+    created_at: datetime | None  # Aurous's clock
     description: str | None
-    contract: str
-    position: int
-    synced_at: datetime
+    contract: str  # ledger (uev_ rows) | usage (per-request rows with credits_charged)
     raw: dict[str, Any]  # the row as Aurous sent it
 
 
-class NewLedgerEntry(Record, frozen=True):
-    """A movement to store; the walk that read it gives its position and sync time."""
-
-    uev_id: str
-    type: str
-    amount_micros: int
-    currency: str
-    generation_id: str | None
-    hold_id: str | None
-    created_at: datetime | None
-    description: str | None
-    contract: str  # ledger (uev_ rows) | usage (per-request rows with credits_charged)
-    raw: dict[str, Any]
-
-
-class BalanceSnapshotRecord(Record, frozen=True):
+class LedgerEntryRecord(NewLedgerEntry, frozen=True):
     id: int
-    taken_at: datetime
-    trigger: str
-    credits_micros: int | None
-    held_micros: int | None
-    available_micros: int | None
-    billing_mode: str | None
-    ledger_head: str | None
-    ledger_position: int | None
-    raw: dict[str, Any]
+    position: int  # Aurous's order: higher is newer
+    synced_at: datetime  # the receiver's clock
 
 
 class NewBalanceSnapshot(Record, frozen=True):
+    """GET /v1/balance at a moment; `ledger_position` only when the ledger did not move
+    while it was read."""
+
     taken_at: datetime
     trigger: str
     credits_micros: int | None
@@ -77,6 +57,10 @@ class NewBalanceSnapshot(Record, frozen=True):
     ledger_head: str | None
     ledger_position: int | None
     raw: dict[str, Any]
+
+
+class BalanceSnapshotRecord(NewBalanceSnapshot, frozen=True):
+    id: int
 
 
 class JobMoney(Record, frozen=True):
@@ -133,31 +117,21 @@ class RepeatedRequest(Record, frozen=True):
     cost_micros: int | None
 
 
-class FindingRecord(Record, frozen=True):
-    id: int
+class NewFinding(Record, frozen=True):
     code: str
-    subject: str
+    subject: str  # the job id, or what else the finding is about
     job_id: str | None
     expected_micros: int | None
     actual_micros: int | None
-    reason: str
-    action: str | None
+    action: str | None  # what the audit did about it (adopted, not_found, …)
     first_seen_at: datetime
     last_seen_at: datetime
     resolved_at: datetime | None
-
-
-class NewFinding(Record, frozen=True):
-    code: str
-    subject: str
     reason: str
-    first_seen_at: datetime
-    last_seen_at: datetime
-    job_id: str | None = None
-    expected_micros: int | None = None
-    actual_micros: int | None = None
-    action: str | None = None
-    resolved_at: datetime | None = None
+
+
+class FindingRecord(NewFinding, frozen=True):
+    id: int
 
 
 class FindingUpdate(Change, frozen=True):

@@ -4,33 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from storage.records.base import Record
 
 __all__ = ["DeliveryRecord", "NewDelivery", "NewSecret", "RejectionCountRecord", "SecretRecord"]
 
 
-class SecretRecord(Record, frozen=True):
-    id: int
+class NewSecret(Record, frozen=True):
     label: str | None
-    source: str
+    source: str  # env | cli | endpoint
     ciphertext: bytes
-    fingerprint: str
+    fingerprint: str  # a keyed hash: finds the same secret without decrypting
     preview: str
     created_at: datetime
     expires_at: datetime | None
+
+
+class SecretRecord(NewSecret, frozen=True):
+    id: int
     retired_at: datetime | None
     last_matched_at: datetime | None
     match_count: int
-
-
-class NewSecret(Record, frozen=True):
-    label: str | None
-    source: str
-    ciphertext: bytes
-    fingerprint: str
-    preview: str
-    created_at: datetime
-    expires_at: datetime | None
 
 
 class DeliveryRecord(Record, frozen=True):
@@ -41,7 +36,7 @@ class DeliveryRecord(Record, frozen=True):
     event_type: str | None
     status: str
     duplicate_of: int | None
-    reject_reason: str | None
+    reject_reason: str | None = msgspec.field(name="reason")  # as the API names it
     received_at: datetime
     signature_t: int | None
     secret_id: int | None

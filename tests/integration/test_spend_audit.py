@@ -14,6 +14,7 @@ import pytest
 from receiver.aurous import AurousError
 from receiver.generation import decode_generation
 from receiver.jobs.lifecycle import Observation
+from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.spend.audit import Audit, AuditConfig
 from storage import gateway
@@ -93,13 +94,8 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 def make_audit(db: Database, aurous: FakeAurous, owner: str = "own_test", **config: Any) -> Audit:
     settings = {"grace": timedelta(0), "snapshot_every": timedelta(0), "page_size": 100} | config
     tracker = JobTracker(db, output_ttl_s=86400, aurous=aurous)  # type: ignore[arg-type]
-    return Audit(
-        db,
-        tracker,
-        aurous,  # type: ignore[arg-type]
-        owner=owner,
-        config=AuditConfig(**settings),
-    )
+    replica = Replica(db, tracker, owner)
+    return Audit(replica, aurous, AuditConfig(**settings))  # type: ignore[arg-type]
 
 
 async def local_ledger(db: Database) -> list[str]:

@@ -89,8 +89,10 @@ def _finding() -> NewFinding:
         expected_micros=2_000_000,
         actual_micros=2_000_000,
         reason="example",
+        action=None,
         first_seen_at=now,
         last_seen_at=now,
+        resolved_at=None,
     )
 
 

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import get
 from litestar.params import FromQuery, Parameter
 
-from receiver.paging import Listing, Page
 from receiver.runtime import RuntimeDep
-from receiver.web.http import ERROR_RESPONSES
+from receiver.shapes import Listing, Page
+from receiver.web.http import api_get
 from receiver.webhooks import views
 from receiver.webhooks.views import Delivery, RejectionCount
 
 __all__ = ["list_deliveries", "list_rejection_counts"]
 
 
-@get(
-    "/deliveries",
-    responses=ERROR_RESPONSES,
-    operation_id="listDeliveries",
-    summary="Webhook deliveries, newest first",
-)
+@api_get("/deliveries", "listDeliveries", "Webhook deliveries, newest first")
 async def list_deliveries(
     runtime: RuntimeDep,
     status: Annotated[
@@ -33,11 +27,10 @@ async def list_deliveries(
     return await views.list_deliveries(runtime.db, status=status, cursor=cursor, limit=limit)
 
 
-@get(
+@api_get(
     "/deliveries/rejections",
-    responses=ERROR_RESPONSES,
-    operation_id="countRejections",
-    summary="How many requests were rejected, by reason, since the start",
+    "countRejections",
+    "How many requests were rejected, by reason, since the start",
 )
 async def list_rejection_counts(runtime: RuntimeDep) -> Listing[RejectionCount]:
     return Listing(await views.rejection_counts(runtime.db))

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from receiver.errors import ReceiverError
 from receiver.generation import JOB_ID_PATTERN
 from receiver.jobs import views
 from receiver.jobs.views import Job, JobEvent
-from receiver.paging import Listing, Page
 from receiver.runtime import Runtime, RuntimeDep
-from receiver.web.http import ERROR_RESPONSES
+from receiver.shapes import Listing, Page
+from receiver.web.http import api_get, api_post
 
 __all__ = [
     "create_image_job",
@@ -42,12 +43,7 @@ async def _job(runtime: Runtime, job_id: str) -> Job:
     return job
 
 
-@get(
-    "/jobs",
-    responses=ERROR_RESPONSES,
-    operation_id="listJobs",
-    summary="List tracked jobs, newest first",
-)
+@api_get("/jobs", "listJobs", "List tracked jobs, newest first")
 async def list_jobs(
     runtime: RuntimeDep,
     status: FromQuery[str | None] = None,
@@ -58,22 +54,12 @@ async def list_jobs(
     return await views.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=limit)
 
 
-@get(
-    "/jobs/{job_id:str}",
-    responses=ERROR_RESPONSES,
-    operation_id="getJob",
-    summary="One job with its cost and outputs",
-)
+@api_get("/jobs/{job_id:str}", "getJob", "One job with its cost and outputs")
 async def get_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Job:
     return await _job(runtime, job_id)
 
 
-@get(
-    "/jobs/{job_id:str}/events",
-    responses=ERROR_RESPONSES,
-    operation_id="listJobEvents",
-    summary="A job's event history, oldest first",
-)
+@api_get("/jobs/{job_id:str}/events", "listJobEvents", "A job's event history, oldest first")
 async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> Listing[JobEvent]:
     events = await views.job_events(runtime.db, job_id)
     if events is None:
@@ -81,11 +67,10 @@ async def list_job_events(runtime: RuntimeDep, job_id: FromPath[str]) -> Listing
     return Listing(events)
 
 
-@post(
+@api_post(
     "/jobs/track",
-    responses=ERROR_RESPONSES,
-    operation_id="trackJob",
-    summary="Start tracking a job by its Aurous id (201 if new, 200 if tracked already)",
+    "trackJob",
+    "Start tracking a job by its Aurous id (201 if new, 200 if tracked already)",
 )
 async def track_job(runtime: RuntimeDep, data: JSONBody[TrackRequest]) -> Response[Job]:
     if not JOB_ID_PATTERN.match(data.id):
@@ -94,44 +79,29 @@ async def track_job(runtime: RuntimeDep, data: JSONBody[TrackRequest]) -> Respon
     return Response(await _job(runtime, data.id), status_code=201 if created else 200)
 
 
-async def _create(request: Request[Any, Any, Any], runtime: Runtime, kind: str) -> Response[Job]:
-    created = await runtime.creator.create(
-        kind, await request.body(), request.headers.get("idempotency-key")
-    )
-    headers = {"Idempotency-Key": created.idempotency_key}
-    if created.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(await _job(runtime, created.job_id), status_code=201, headers=headers)
+def _create_route(kind: str) -> HTTPRouteHandler:
+    """POST /jobs/{kind}s: create the job at Aurous (the body is Aurous's create body, the
+    `Idempotency-Key` header is honoured) and track it."""
+
+    async def create(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Job]:
+        created = await runtime.creator.create(
+            kind, await request.body(), request.headers.get("idempotency-key")
+        )
+        headers = {"Idempotency-Key": created.idempotency_key}
+        if created.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(await _job(runtime, created.job_id), status_code=201, headers=headers)
+
+    summary = f"Create {'an image' if kind == 'image' else 'a video'} at Aurous and track it"
+    return api_post(f"/jobs/{kind}s", f"create{kind.title()}Job", summary, status_code=201)(create)
 
 
-@post(
-    "/jobs/images",
-    responses=ERROR_RESPONSES,
-    operation_id="createImageJob",
-    status_code=201,
-    summary="Create an image at Aurous (body = the Aurous create body) and track it",
-)
-async def create_image_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Job]:
-    return await _create(request, runtime, "image")
+create_image_job = _create_route("image")
+create_video_job = _create_route("video")
 
 
-@post(
-    "/jobs/videos",
-    responses=ERROR_RESPONSES,
-    operation_id="createVideoJob",
-    status_code=201,
-    summary="Create a video at Aurous (body = the Aurous create body) and track it",
-)
-async def create_video_job(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[Job]:
-    return await _create(request, runtime, "video")
-
-
-@post(
-    "/jobs/{job_id:str}/refresh",
-    responses=ERROR_RESPONSES,
-    operation_id="refreshJob",
-    status_code=200,
-    summary="Ask Aurous about one job now",
+@api_post(
+    "/jobs/{job_id:str}/refresh", "refreshJob", "Ask Aurous about one job now", status_code=200
 )
 async def refresh_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Job:
     await _job(runtime, job_id)  # only jobs tracked here

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import MediaType, Response, get
+from litestar import MediaType, Response
 from prometheus_client import REGISTRY, generate_latest
 
+from receiver.errors import ReceiverError
 from receiver.runtime import RuntimeDep
-from receiver.web.http import ERROR_RESPONSES, error_response
+from receiver.web.http import api_get
 from storage.migrate import current_revision
 
 __all__ = ["get_health", "get_metrics", "get_readiness"]
@@ -23,45 +24,25 @@ class Readiness(msgspec.Struct, frozen=True):
     revision: str | None
 
 
-@get(
-    "/healthz",
-    responses=ERROR_RESPONSES,
-    opt={"public": True},
-    operation_id="getHealth",
-    summary="The process is up",
-)
+@api_get("/healthz", "getHealth", "The process is up", opt={"public": True})
 async def get_health() -> Health:
     return Health("ok")
 
 
-@get(
-    "/readyz",
-    responses=ERROR_RESPONSES,
-    opt={"public": True},
-    operation_id="getReadiness",
-    summary="Database reachable and migrated to head",
-)
-async def get_readiness(runtime: RuntimeDep) -> Response[Readiness] | Response[bytes]:
+@api_get("/readyz", "getReadiness", "Database reachable and migrated to head", opt={"public": True})
+async def get_readiness(runtime: RuntimeDep) -> Readiness:
     try:
         revision = await current_revision(runtime.db)
     except Exception as exc:
-        return error_response(503, "database_unreachable", f"database unreachable: {exc}"[:300])
+        message = f"database unreachable: {exc}"[:300]
+        raise ReceiverError(503, "database_unreachable", message) from None
     if revision != runtime.head_revision:
-        return error_response(
-            503,
-            "migrations_pending",
-            f"database at {revision}, code expects {runtime.head_revision}",
-        )
-    return Response(Readiness("ready", "ok", revision))
+        message = f"database at {revision}, code expects {runtime.head_revision}"
+        raise ReceiverError(503, "migrations_pending", message)
+    return Readiness("ready", "ok", revision)
 
 
-@get(
-    "/metrics",
-    responses=ERROR_RESPONSES,
-    operation_id="getMetrics",
-    summary="Prometheus metrics",
-    media_type=MediaType.TEXT,
-)
+@api_get("/metrics", "getMetrics", "Prometheus metrics", media_type=MediaType.TEXT)
 async def get_metrics(runtime: RuntimeDep) -> Response[bytes]:
     await runtime.gauges.refresh()  # database-backed gauges are read at scrape time
     # This app's own metrics, then the process-wide ones (HTTP requests by route, process).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request
 from litestar.params import FromPath
 from litestar.response import Stream
 
 from receiver.errors import ReceiverError
 from receiver.runtime import RuntimeDep
-from receiver.web.http import ERROR_RESPONSES
+from receiver.web.http import api_get
 from storage import gateway
 from storage.states import OutputState
 
@@ -43,11 +43,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@get(
+@api_get(
     "/jobs/{job_id:str}/outputs/{index:int}",
-    responses=ERROR_RESPONSES,
-    operation_id="getJobOutput",
-    summary="The archived bytes of one output (Range supported)",
+    "getJobOutput",
+    "The archived bytes of one output (Range supported)",
 )
 async def get_output(
     request: Request[Any, Any, Any],

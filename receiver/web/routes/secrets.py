@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import get
-
-from receiver.paging import Listing
 from receiver.runtime import RuntimeDep
-from receiver.web.http import ERROR_RESPONSES
+from receiver.shapes import Listing
+from receiver.web.http import api_get
 from receiver.webhooks.keyring import Secret
 
 __all__ = ["list_secrets"]
 
 
-@get(
-    "/secrets",
-    responses=ERROR_RESPONSES,
-    operation_id="listSecrets",
-    summary="Webhook secrets in the keyring",
-)
+@api_get("/secrets", "listSecrets", "Webhook secrets in the keyring")
 async def list_secrets(runtime: RuntimeDep) -> Listing[Secret]:
     return Listing(await runtime.secrets.list())

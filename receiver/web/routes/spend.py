@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Response
 from litestar.params import FromQuery, Parameter
 
 from receiver.errors import ReceiverError
-from receiver.paging import Page
 from receiver.runtime import RuntimeDep
+from receiver.shapes import Page
 from receiver.spend import reports as spend
 from receiver.spend.reports import Finding, LedgerEntry, RunwayView, SpendSummary
 from receiver.spend.rules import LEDGER_TYPES
-from receiver.web.http import ERROR_RESPONSES
+from receiver.web.http import api_get, api_post
 from storage.types import utcnow
 
 __all__ = [
@@ -49,11 +49,10 @@ class AuditRun(msgspec.Struct, frozen=True):
     runway: RunwayView
 
 
-@get(
+@api_get(
     "/spend/summary",
-    responses=ERROR_RESPONSES,
-    operation_id="getSpendSummary",
-    summary="Credits charged, held, released and refunded, in total and per day/kind/model/status",
+    "getSpendSummary",
+    "Credits charged, held, released and refunded, in total and per day/kind/model/status",
 )
 async def get_spend_summary(
     runtime: RuntimeDep,
@@ -65,11 +64,10 @@ async def get_spend_summary(
     return await spend.summary(runtime.db, by, start, end)
 
 
-@get(
+@api_get(
     "/spend/ledger",
-    responses=ERROR_RESPONSES,
-    operation_id="listLedger",
-    summary="The ledger as synced from Aurous, newest first (amounts signed: debits < 0)",
+    "listLedger",
+    "The ledger as synced from Aurous, newest first (amounts signed: debits < 0)",
 )
 async def list_ledger(
     runtime: RuntimeDep,
@@ -81,11 +79,10 @@ async def list_ledger(
     return await spend.ledger_page(runtime.db, type_=type, job_id=job, cursor=cursor, limit=limit)
 
 
-@get(
+@api_get(
     "/spend/findings",
-    responses=ERROR_RESPONSES,
-    operation_id="listFindings",
-    summary="Where money and jobs disagree (open ones unless status says otherwise)",
+    "listFindings",
+    "Where money and jobs disagree (open ones unless status says otherwise)",
 )
 async def list_findings(
     runtime: RuntimeDep,
@@ -96,11 +93,10 @@ async def list_findings(
     return await spend.findings(runtime.db, status, cursor=cursor, limit=limit)
 
 
-@get(
+@api_get(
     "/spend/export.csv",
-    responses=ERROR_RESPONSES,
-    operation_id="exportSpendCsv",
-    summary="One CSV row per job: ids, status, times, held/charged/released/refunded, findings",
+    "exportSpendCsv",
+    "One CSV row per job: ids, status, times, held/charged/released/refunded, findings",
     media_type="text/csv",
 )
 async def export_spend_csv(
@@ -114,22 +110,20 @@ async def export_spend_csv(
     return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@get(
+@api_get(
     "/spend/balance",
-    responses=ERROR_RESPONSES,
-    operation_id="getSpendBalance",
-    summary="The latest balance snapshot and the runway at the last 7 days' spend",
+    "getSpendBalance",
+    "The latest balance snapshot and the runway at the last 7 days' spend",
 )
 async def get_spend_balance(runtime: RuntimeDep) -> RunwayView:
     return (await spend.runway(runtime.db, utcnow())).view()
 
 
-@post(
+@api_post(
     "/spend/sync",
-    responses=ERROR_RESPONSES,
-    operation_id="runAudit",
+    "runAudit",
+    "Sync the ledger, snapshot the balance and evaluate findings now",
     status_code=200,
-    summary="Sync the ledger, snapshot the balance and evaluate findings now",
 )
 async def run_audit(runtime: RuntimeDep) -> AuditRun:
     if runtime.audit is None:

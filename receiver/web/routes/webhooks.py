@@ -8,20 +8,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, Response, post
+from litestar import Request, Response
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from receiver.errors import ReceiverError
 from receiver.runtime import Runtime
-from receiver.web.http import ERROR_RESPONSES, current_request_id, error_response
+from receiver.web.http import api_post, current_request_id, error_response
 from receiver.webhooks.envelope import EnvelopeError, decode_envelope
 from receiver.webhooks.intake import (
     IntakeClosed,
-    Outcome,
     RejectedRequest,
     RequestFacts,
     VerifiedDelivery,
 )
 from receiver.webhooks.signing import HEADER, RejectReason, SignatureRejected
+from storage.states import DeliveryStatus
 
 __all__ = ["receive_webhook"]
 
@@ -36,19 +37,20 @@ _KEPT_HEADERS = frozenset(
     )
 )
 _SIGNATURE_HEADER = HEADER.lower()
-_BODIES = {
-    Outcome.ACCEPTED: b'{"status":"accepted"}',
-    Outcome.DUPLICATE: b'{"status":"duplicate"}',
-    Outcome.QUARANTINED: b'{"status":"quarantined"}',
+# What the sender is told: a new delivery is "accepted", the rest are named as stored.
+_ANSWERS = {
+    DeliveryStatus.PROCESSED: ("accepted", 200),
+    DeliveryStatus.DUPLICATE: ("duplicate", 200),
+    DeliveryStatus.QUARANTINED: ("quarantined", 202),
 }
+_BODIES = {status: b'{"status":"%s"}' % name.encode() for status, (name, _) in _ANSWERS.items()}
 
 
-@post(
+@api_post(
     "/webhooks/aurous",
-    responses=ERROR_RESPONSES,
+    "receiveAurousWebhook",
+    "Receive an Aurous webhook",
     opt={"public": True},
-    operation_id="receiveAurousWebhook",
-    summary="Receive an Aurous webhook",
     status_code=200,
     include_in_schema=True,
 )
@@ -82,9 +84,11 @@ async def receive_webhook(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         outcome = await runtime.intake.submit(delivery)
     except IntakeClosed:
-        return error_response(503, "unavailable", "the receiver is shutting down; retry")
-    runtime.metrics.deliveries.labels(outcome.value, "").inc()
-    status = 202 if outcome is Outcome.QUARANTINED else 200
+        return error_response(
+            ReceiverError(503, "unavailable", "the receiver is shutting down; retry")
+        )
+    answer, status = _ANSWERS[outcome]
+    runtime.metrics.deliveries.labels(answer, "").inc()
     return Response(_BODIES[outcome], status_code=status, media_type="application/json")
 
 
@@ -96,7 +100,8 @@ async def _reject(
         await runtime.intake.submit(
             RejectedRequest(rejected.reason.value, rejected.message, body, size, facts)
         )
-    return error_response(rejected.reason.http_status, rejected.reason.value, rejected.message)
+    reason = rejected.reason
+    return error_response(ReceiverError(reason.http_status, reason.value, rejected.message))
 
 
 def _facts(request: Request[Any, Any, Any]) -> tuple[RequestFacts, str | None]:

@@ -1,5 +1,5 @@
-"""The list shape of the API (`data`, `has_more`, `next_cursor`, like Aurous's own lists) and
-the cursors it hands out."""
+"""The shapes the API answers with: pages (`data`, `has_more`, `next_cursor`, like Aurous's
+own lists) and the cursors they hand out, and views built from storage records."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ __all__ = [
     "decode_key_cursor",
     "decode_number_cursor",
     "encode_key_cursor",
+    "view_of",
 ]
 
 T = TypeVar("T")
+V = TypeVar("V", bound=msgspec.Struct)
 _INVALID = "cursor is not valid; use next_cursor from the previous page"
 
 
@@ -66,3 +68,22 @@ def decode_number_cursor(cursor: str | None) -> int | None:
     if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
         raise CursorError()
     return int(cursor)
+
+
+def view_of(view: type[V], record: msgspec.Struct, **computed: object) -> V:
+    """The view of a record: the record's fields that the view has, by name, and the ones
+    computed by the caller."""
+    return msgspec.convert(_Fields(record, computed), view, from_attributes=True)
+
+
+class _Fields:
+    """A record's attributes, some replaced or added."""
+
+    def __init__(self, record: msgspec.Struct, computed: dict[str, object]) -> None:
+        self._record = record
+        self._computed = computed
+
+    def __getattr__(self, name: str) -> object:
+        if name in self._computed:
+            return self._computed[name]
+        return getattr(self._record, name)
