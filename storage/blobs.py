@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -123,6 +124,14 @@ class BlobStore:
             stored = await self.put_file(path, sha256, content_type)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         return stored
+
+    async def signed_url(self, sha256: str, expires_in: timedelta) -> str | None:
+        """A URL anyone may GET the blob from until it expires: presigned on S3; None for a
+        local or memory store (the service serves those itself)."""
+        if not isinstance(self._store, S3Store):
+            return None
+        url: str = await obs.sign_async(self._store, "GET", key_for(sha256), expires_in)
+        return url
 
     async def head(self, sha256: str) -> BlobInfo | None:
         try:

@@ -31,7 +31,8 @@ class SecretBox:
         if len(key) != 32:
             raise CryptoError("the master key must be 32 bytes")
         self._aead = AESGCM(key)
-        self._fingerprint_key = hmac.new(key, b"aurous-receiver/fingerprint", "sha256").digest()
+        self._key = key
+        self._fingerprint_key = self.derive(b"fingerprint")
 
     def seal(self, plaintext: str, purpose: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -43,6 +44,10 @@ class SecretBox:
         except InvalidTag:
             raise CryptoError("ciphertext does not open with this master key") from None
         return plain.decode()
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A key of its own for one purpose (e.g. signing download links), from the master."""
+        return hmac.new(self._key, b"aurous-receiver/" + purpose, "sha256").digest()
 
     def fingerprint(self, plaintext: str) -> str:
         """A keyed hash: equal secrets compare equal without storing anything reversible."""

@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Index, LargeBinary, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -14,6 +24,10 @@ from storage.types import UTCDateTime
 __all__ = [
     "BALANCE_SNAPSHOT",
     "DELIVERY",
+    "DESTINATION",
+    "DESTINATION_SECRET",
+    "EVENT",
+    "EVENT_PUSH",
     "FINDING",
     "GENERATION_MONEY",
     "JOB",
@@ -21,6 +35,7 @@ __all__ = [
     "JOB_REQUEST",
     "LEDGER_ENTRY",
     "OUTPUT",
+    "PUSH_ATTEMPT",
     "REJECTION_COUNT",
     "SPEND_DAY",
     "SPEND_DAY_GENERATION",
@@ -28,6 +43,10 @@ __all__ = [
     "WEBHOOK_SECRET",
     "BalanceSnapshot",
     "Delivery",
+    "Destination",
+    "DestinationSecret",
+    "Event",
+    "EventPush",
     "Finding",
     "GenerationMoney",
     "Job",
@@ -35,6 +54,7 @@ __all__ = [
     "JobRequest",
     "LedgerEntry",
     "Output",
+    "PushAttempt",
     "RejectionCount",
     "SpendDay",
     "SpendDayGeneration",
@@ -320,6 +340,108 @@ class Finding(SQLModel, table=True):
     resolved_at: datetime | None = _utc()
 
 
+# --- the hand-over to the customer's app (the relay) -----------------------------------------
+
+
+class Event(SQLModel, table=True):
+    """The outbox: each change worth telling the customer's app, written in the transaction
+    that made the change. `position` orders events as they were committed (the feed's cursor)."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        UniqueConstraint("job_id", "sequence"),
+        Index(None, "created_at"),
+        {"sqlite_autoincrement": True},  # positions never reused, even after a prune
+    )
+
+    position: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    id: str = Field(unique=True)  # evt_…, the receiver's own
+    type: str  # job.succeeded, output.archived, …
+    job_id: str | None = None
+    kind: str | None = None  # the job's kind, for destination filters
+    sequence: int | None = None  # per job: 1, 2, 3, …
+    created_at: datetime = _utc(nullable=False)
+    data: bytes = Field(sa_type=LargeBinary)  # the event's `data`, as JSON
+
+
+class Destination(SQLModel, table=True):
+    """An endpoint of the customer's app that events are pushed to."""
+
+    __tablename__ = "destination"
+
+    id: str = Field(primary_key=True)  # dst_…
+    url: str = Field(sa_type=Text)
+    label: str | None = None
+    events: list[str] = Field(default_factory=list, sa_type=JSON)  # patterns: job.*, …
+    kind: str | None = None  # only jobs of this kind (image | video)
+    state: str  # enabled | disabled
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _utc(nullable=False)
+    updated_at: datetime = _utc(nullable=False)
+    failing_since: datetime | None = _utc()
+    last_success_at: datetime | None = _utc()
+
+
+class DestinationSecret(SQLModel, table=True):
+    """A destination's signing secrets: one, or two during a rotation's grace period."""
+
+    __tablename__ = "destination_secret"
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: str = Field(foreign_key="destination.id", index=True, ondelete="CASCADE")
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    preview: str
+    created_at: datetime = _utc(nullable=False)
+    expires_at: datetime | None = _utc()
+
+
+class EventPush(SQLModel, table=True):
+    """One event to one destination: pending until delivered, or failed after the schedule."""
+
+    __tablename__ = "event_push"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "event_id"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "destination_id", "job_id", "sequence"),
+        Index(None, "event_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: str = Field(foreign_key="destination.id", ondelete="CASCADE")
+    event_id: str
+    event_position: int = Field(sa_type=BigInteger)
+    job_id: str | None = None
+    sequence: int | None = None
+    state: str  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _utc(nullable=False)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _utc()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    delivered_at: datetime | None = _utc()
+    created_at: datetime = _utc(nullable=False)
+
+
+class PushAttempt(SQLModel, table=True):
+    """Every attempt to push an event: the answer's status, latency and first KiB."""
+
+    __tablename__ = "push_attempt"
+    __table_args__ = (Index(None, "destination_id", "id"), Index(None, "attempted_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination_id: str = Field(foreign_key="destination.id", ondelete="CASCADE")
+    event_id: str
+    attempted_at: datetime = _utc(nullable=False)
+    status: int | None = None  # HTTP status; None when no answer came
+    latency_ms: int
+    error: str | None = Field(default=None, sa_type=Text)
+    response: str | None = Field(default=None, sa_type=Text)  # the first KiB of the answer
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -338,3 +460,8 @@ SPEND_DAY = _table(SpendDay)
 SPEND_DAY_GENERATION = _table(SpendDayGeneration)
 BALANCE_SNAPSHOT = _table(BalanceSnapshot)
 FINDING = _table(Finding)
+EVENT = _table(Event)
+DESTINATION = _table(Destination)
+DESTINATION_SECRET = _table(DestinationSecret)
+EVENT_PUSH = _table(EventPush)
+PUSH_ATTEMPT = _table(PushAttempt)

@@ -15,10 +15,12 @@ __all__ = [
     "TERMINAL",
     "CostState",
     "DeliveryStatus",
+    "DestinationState",
     "JobKind",
     "JobStatus",
     "LedgerType",
     "OutputState",
+    "PushState",
     "RequestState",
     "Source",
 ]
@@ -51,3 +53,9 @@ RequestState = StrEnum("RequestState", "SENDING CREATED FAILED")
 
 # A credit movement in Aurous's ledger.
 LedgerType = StrEnum("LedgerType", "HOLD RELEASE CHARGE REFUND TOPUP ADJUSTMENT")
+
+# A destination of the customer's app: disabled by an operator, or after failing too long.
+DestinationState = StrEnum("DestinationState", "ENABLED DISABLED")
+
+# One event's push to one destination: pending until delivered, failed after the schedule.
+PushState = StrEnum("PushState", "PENDING DELIVERED FAILED")

@@ -2,8 +2,8 @@
 of the transaction they opened (`Database.read`/`write`) and get typed records back;
 uniqueness, not check-then-insert, decides duplicates.
 
-The writers of job state live in `storage.gateway.job_writes` and are not exported here: only
-the job tracker uses them.
+The writers of job state (`storage.gateway.job_writes`) and of the outbox
+(`storage.gateway.outbox`) are not exported here: only the job tracker uses them.
 """
 
 from storage.gateway.deliveries import (
@@ -49,6 +49,28 @@ from storage.gateway.reconcile import (
     release_job_lease,
     set_state,
 )
+from storage.gateway.relay import (
+    add_destination,
+    add_destination_secret,
+    claim_pushes,
+    delete_destination,
+    destination_secrets,
+    event_by_id,
+    events_between,
+    events_by_ids,
+    expire_destination_secrets,
+    extend_push_lease,
+    finish_pushes,
+    get_destination,
+    list_destinations,
+    list_events,
+    list_push_attempts,
+    prune_events,
+    push_tallies,
+    record_push_attempts,
+    replay_pushes,
+    update_destination,
+)
 from storage.gateway.requests import (
     get_job_request,
     insert_job_request,
@@ -83,16 +105,28 @@ from storage.gateway.spend import (
 
 __all__ = [
     "GROUPINGS",
+    "add_destination",
+    "add_destination_secret",
     "archived_blobs",
     "bump_rejection_counts",
     "claim_due_polls",
     "claim_outputs",
+    "claim_pushes",
     "count_jobs_by_status",
+    "delete_destination",
+    "destination_secrets",
+    "event_by_id",
+    "events_between",
+    "events_by_ids",
+    "expire_destination_secrets",
     "extend_output_lease",
+    "extend_push_lease",
     "fill_generation_ids",
     "find_delivery_ids",
     "find_findings",
+    "finish_pushes",
     "first_synced_at",
+    "get_destination",
     "get_job",
     "get_job_request",
     "get_output",
@@ -107,11 +141,14 @@ __all__ = [
     "ledger_effect_between",
     "ledger_position",
     "list_deliveries",
+    "list_destinations",
+    "list_events",
     "list_findings",
     "list_job_events",
     "list_jobs",
     "list_ledger",
     "list_outputs",
+    "list_push_attempts",
     "list_secrets",
     "lock_jobs",
     "money_by_job",
@@ -121,12 +158,16 @@ __all__ = [
     "output_counts",
     "pending_output_ids",
     "previous_consistent_snapshot",
+    "prune_events",
     "prune_rejected",
+    "push_tallies",
+    "record_push_attempts",
     "record_secret_matches",
     "rejection_counts",
     "release_job_lease",
     "release_lease",
     "repeated_requests",
+    "replay_pushes",
     "retire_secret",
     "secret_id_by_fingerprint",
     "set_secret_expiry",
@@ -137,6 +178,7 @@ __all__ = [
     "stale_job_requests",
     "take_lease",
     "terminal_seen_at",
+    "update_destination",
     "update_findings",
     "update_job_request",
     "upsert_ledger_entries",

@@ -3,18 +3,25 @@ from rows positionally, the columns selected in the order of the record's fields
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 
 from storage.db import Connection
-from storage.records import Record
+from storage.records import Change, Record, changed_fields
 
-__all__ = ["columns_of", "dialect_insert", "insert", "record_select", "records"]
+__all__ = [
+    "columns_of",
+    "dialect_insert",
+    "insert",
+    "record_select",
+    "records",
+    "update_rows",
+]
 
 R = TypeVar("R", bound=Record)
 CHUNK = 2000  # ids per IN (...) list: far below every driver's parameter limit
@@ -43,3 +50,30 @@ def records(record_type: type[R], rows: Iterable[Sequence[Any]]) -> list[R]:
 
 def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     return (items[start : start + CHUNK] for start in range(0, len(items), CHUNK))
+
+
+def update_rows(
+    conn: Connection, table: Table, changes: Mapping[Any, Change], **also: object
+) -> None:
+    """Per-row changes keyed by `id`, one executemany per distinct set of changed columns;
+    `also`: constant values set on every changed row."""
+    groups: dict[frozenset[str], list[dict[str, object]]] = {}
+    for row_id, change in changes.items():
+        values = changed_fields(change)
+        if not values and not also:
+            continue
+        row = {f"new_{name}": value for name, value in values.items()}
+        groups.setdefault(frozenset(values), []).append({**row, "row_id": row_id})
+    for columns, rows in groups.items():
+        conn.execute(_update_rows_stmt(table, columns, tuple(sorted(also.items()))), rows)
+
+
+@cache
+def _update_rows_stmt(
+    table: Table, columns: frozenset[str], also: tuple[tuple[str, object], ...]
+) -> Any:
+    return (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values({**{name: bindparam(f"new_{name}") for name in sorted(columns)}, **dict(also)})
+    )

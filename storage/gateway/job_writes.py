@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, update
+from sqlalchemy import and_, update
 
 from storage.db import ConcurrentInsert, Connection
-from storage.gateway._common import dialect_insert
+from storage.gateway._common import dialect_insert, update_rows
 from storage.models import JOB, JOB_EVENT, OUTPUT
 from storage.records import (
     JobUpdate,
@@ -50,24 +50,7 @@ def _insert_jobs_stmt(dialect: str) -> Any:
 
 def update_jobs(conn: Connection, changes: Mapping[str, JobUpdate]) -> None:
     """Apply per-job changes, one executemany per distinct set of changed columns."""
-    groups: dict[frozenset[str], list[dict[str, object]]] = {}
-    for job_id, change in changes.items():
-        values = changed_fields(change)
-        if not values:
-            continue
-        row = {f"new_{name}": value for name, value in values.items()}
-        groups.setdefault(frozenset(values), []).append({**row, "job_id": job_id})
-    for columns, rows in groups.items():
-        conn.execute(_update_jobs_stmt(columns), rows)
-
-
-@cache
-def _update_jobs_stmt(columns: frozenset[str]) -> Any:
-    return (
-        update(JOB)
-        .where(JOB.c.id == bindparam("job_id"))
-        .values({name: bindparam(f"new_{name}") for name in sorted(columns)})
-    )
+    update_rows(conn, JOB, changes)
 
 
 def insert_job_events(conn: Connection, events: Sequence[NewJobEvent]) -> None:

@@ -1,0 +1,134 @@
+"""Records of the hand-over to the customer's app: the outbox's events, destinations and
+their secrets, pushes of events to destinations, and every attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage.records.base import UNSET, Change, Record, UnsetType
+
+__all__ = [
+    "DestinationRecord",
+    "DestinationSecretRecord",
+    "DestinationUpdate",
+    "EventRecord",
+    "NewDestinationSecret",
+    "NewEvent",
+    "NewPush",
+    "NewPushAttempt",
+    "PushAttemptRecord",
+    "PushFinish",
+    "PushRecord",
+    "PushTally",
+]
+
+
+class NewEvent(Record, frozen=True):
+    id: str  # evt_…
+    type: str
+    job_id: str | None
+    kind: str | None  # the job's kind, for destination filters
+    sequence: int | None  # per job
+    created_at: datetime
+    data: bytes  # the event's `data`, JSON
+
+
+class EventRecord(NewEvent, frozen=True):
+    """An event as stored; `position` orders events as they were committed."""
+
+    position: int
+
+
+class DestinationRecord(Record, frozen=True):
+    id: str  # dst_…
+    url: str
+    label: str | None
+    events: list[str]  # patterns: job.*, output.archived, …
+    kind: str | None  # only jobs of this kind
+    state: str  # enabled | disabled
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    failing_since: datetime | None  # the first failure since the last success
+    last_success_at: datetime | None
+
+
+class DestinationUpdate(Change, frozen=True):
+    url: str | UnsetType = UNSET
+    label: str | UnsetType | None = UNSET
+    events: list[str] | UnsetType = UNSET
+    kind: str | UnsetType | None = UNSET
+    state: str | UnsetType = UNSET
+    disabled_reason: str | UnsetType | None = UNSET
+    updated_at: datetime | UnsetType = UNSET
+    failing_since: datetime | UnsetType | None = UNSET
+    last_success_at: datetime | UnsetType | None = UNSET
+
+
+class NewDestinationSecret(Record, frozen=True):
+    destination_id: str
+    ciphertext: bytes
+    preview: str
+    created_at: datetime
+    expires_at: datetime | None  # set when a rotation replaces it
+
+
+class DestinationSecretRecord(NewDestinationSecret, frozen=True):
+    id: int
+
+
+class NewPush(Record, frozen=True):
+    """One event to push to one destination."""
+
+    destination_id: str
+    event_id: str
+    event_position: int
+    job_id: str | None
+    sequence: int | None
+    state: str  # pending | delivered | failed
+    next_attempt_at: datetime
+    created_at: datetime
+
+
+class PushRecord(NewPush, frozen=True):
+    id: int
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class PushFinish(Change, frozen=True):
+    """The end of one attempt: delivered, failed for good, or when to try again."""
+
+    state: str | UnsetType = UNSET
+    next_attempt_at: datetime | UnsetType = UNSET
+    last_status: int | UnsetType | None = UNSET
+    last_error: str | UnsetType | None = UNSET
+    delivered_at: datetime | UnsetType | None = UNSET
+
+
+class NewPushAttempt(Record, frozen=True):
+    destination_id: str
+    event_id: str
+    attempted_at: datetime
+    status: int | None  # HTTP status; None when no answer came
+    latency_ms: int
+    error: str | None
+    response: str | None  # the first KiB of the answer
+
+
+class PushAttemptRecord(NewPushAttempt, frozen=True):
+    id: int
+
+
+class PushTally(Record, frozen=True):
+    """A destination's pushes by state, and its oldest one still pending."""
+
+    destination_id: str
+    pending: int
+    delivered: int
+    failed: int
+    oldest_pending_at: datetime | None
