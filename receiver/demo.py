@@ -20,6 +20,7 @@ import click
 import httpx
 import uvicorn
 
+from receiver.demo_app import DemoApp
 from receiver.settings import Settings
 from receiver.web.app import create_app
 from storage import gateway
@@ -147,10 +148,27 @@ async def _drive(
         await asyncio.sleep(0.05)
     token = (settings.data_dir / "admin.token").read_text().strip()
     receiver = f"http://127.0.0.1:{rport}"
-    async with httpx.AsyncClient(timeout=30) as http:
-        await _workload(http, receiver, token, f"http://127.0.0.1:{sport}", api_key)
-        settled = await _watch(settings, IMAGES + VIDEOS + ELSEWHERE)
-    _print_urls(receiver, token, sport, settled)
+    app = DemoApp()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            await _connect_app(http, receiver, token, app)
+            await _workload(http, receiver, token, f"http://127.0.0.1:{sport}", api_key)
+            settled = await _watch(settings, IMAGES + VIDEOS + ELSEWHERE)
+        _print_urls(receiver, token, sport, settled)
+        click.echo(f"Your app was told {app.told} events (GET {receiver}/events has them all).")
+    finally:
+        await app.stop()
+
+
+async def _connect_app(http: httpx.AsyncClient, receiver: str, token: str, app: DemoApp) -> None:
+    """A destination of the demo's own, so every job change shows up next to the table."""
+    port = await app.start()
+    created = await http.post(
+        f"{receiver}/destinations",
+        json={"url": f"http://127.0.0.1:{port}/events", "label": "the demo's app"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    app.secret = created.json()["secret"]
 
 
 async def _workload(

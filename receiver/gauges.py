@@ -13,7 +13,7 @@ from receiver.spend.ledger import SYNCED_KEY
 from storage import gateway
 from storage.db import Connection, Database
 from storage.gateway import stats
-from storage.records import OutputCounts
+from storage.records import OutputCounts, PushTally
 from storage.types import utcnow
 
 __all__ = ["Gauges"]
@@ -25,6 +25,7 @@ class _Readings:
     finished_by_day: dict[str, dict[str, int]]
     findings: dict[str, int]
     synced: str | None
+    pushes: list[PushTally]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Gauges:
                 stats.terminal_via_by_day(conn, now - timedelta(days=7)),
                 stats.open_findings_by_code(conn),
                 gateway.get_state(conn, SYNCED_KEY),
+                gateway.push_tallies(conn),
             )
 
         readings = await self.db.read(read)
@@ -49,6 +51,10 @@ class Gauges:
         self.metrics.set_missed_webhooks(readings.finished_by_day)
         for code, n in readings.findings.items():
             self.metrics.findings_open.labels(code).set(n)
+        for tally in readings.pushes:
+            waiting = tally.oldest_pending_at
+            lag = (now - waiting).total_seconds() if waiting else 0.0
+            self.metrics.push_lag.labels(tally.destination_id).set(lag)
         synced = parse_timestamp(readings.synced)
         self.metrics.ledger_sync_lag.set((now - synced).total_seconds() if synced else -1)
         if self.aurous is not None:

@@ -75,6 +75,18 @@ class Metrics:
             "Seconds since the last complete ledger sync started (-1: never)",
             registry=self.registry,
         )
+        self.push_attempts = Counter(
+            "receiver_relay_push_attempts",
+            "Attempts to push an event to a destination, by result (delivered, retry, failed)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.push_lag = Gauge(
+            "receiver_relay_oldest_pending_seconds",
+            "Age of the oldest event not yet delivered to a destination (0: none pending)",
+            ["destination"],
+            registry=self.registry,
+        )
         self.findings_open = Gauge(
             "receiver_findings_open",
             "Open spend findings by code",

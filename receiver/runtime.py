@@ -22,6 +22,10 @@ from receiver.jobs.reconcile import Reconciler
 from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.metrics import Metrics
+from receiver.relay.destinations import DestinationStore
+from receiver.relay.feed import Feed
+from receiver.relay.links import Links
+from receiver.relay.push import PushConfig, Pusher
 from receiver.scheduler import Ticker
 from receiver.settings import Settings
 from receiver.spend.audit import Audit, AuditConfig
@@ -64,6 +68,10 @@ class Runtime:
     creator: JobCreator
     reconciler: Reconciler | None
     audit: Audit | None
+    destinations: DestinationStore
+    links: Links
+    pusher: Pusher
+    feed: Feed
     ticker: Ticker | None  # None for one-off commands: no background work
     admin_token: str
     head_revision: str | None
@@ -82,6 +90,7 @@ class Runtime:
         if self.audit is not None:
             await self.audit.stop()
         await self.archiver.stop()
+        await self.pusher.stop()
         if self.aurous is not None:
             await self.aurous.aclose()
         await self.http.aclose()
@@ -129,9 +138,10 @@ async def open_runtime(settings: Settings) -> Runtime:
     db = Database(settings.database_url)
     try:
         head = await _check_migrated(db)
-        secrets = SecretStore(db, load_secret_box(settings))
+        box = load_secret_box(settings)
+        secrets = SecretStore(db, box)
         await secrets.bootstrap(settings.bootstrap_secrets)
-        runtime = _build(settings, db, secrets, head)
+        runtime = _build(settings, db, box, secrets, head)
     except Exception:
         await db.dispose()
         raise
@@ -143,7 +153,9 @@ async def open_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
-def _build(settings: Settings, db: Database, secrets: SecretStore, head: str | None) -> Runtime:
+def _build(
+    settings: Settings, db: Database, box: SecretBox, secrets: SecretStore, head: str | None
+) -> Runtime:
     owner = new_id("own_")
     aurous = _aurous_client(settings)
     metrics = Metrics()
@@ -174,9 +186,20 @@ def _build(settings: Settings, db: Database, secrets: SecretStore, head: str | N
         db, tracker, aurous, repair_after=timedelta(seconds=settings.create_repair_after_s)
     )
     gauges = Gauges(db, metrics, aurous)
+    destinations = DestinationStore(db, box)
+    ttl = timedelta(seconds=settings.link_ttl_s)
+    links = Links(blobs, box.derive(b"download-links"), ttl, settings.public_url)
+    push = PushConfig(
+        retry_scale=settings.relay_retry_scale,
+        disable_after=timedelta(seconds=settings.destination_disable_after_s),
+    )
+    pusher = Pusher(replica, destinations, links, metrics, push)
+    feed = Feed(db, links)
     tracker.subscribe(metrics.count_job_news)
+    tracker.subscribe_to_events(feed.on_events)
     if background:
         tracker.subscribe(archiver.on_news)
+        tracker.subscribe_to_events(pusher.on_events)
     return Runtime(
         settings=settings,
         db=db,
@@ -192,7 +215,11 @@ def _build(settings: Settings, db: Database, secrets: SecretStore, head: str | N
         creator=creator,
         reconciler=reconciler,
         audit=audit,
-        ticker=_ticker(settings, archiver, gauges, reconciler, creator, audit)
+        destinations=destinations,
+        links=links,
+        pusher=pusher,
+        feed=feed,
+        ticker=_ticker(settings, archiver, gauges, reconciler, creator, audit, pusher, feed)
         if background
         else None,
         admin_token=resolve_admin_token(settings),
@@ -208,11 +235,16 @@ def _ticker(
     reconciler: Reconciler | None,
     creator: JobCreator,
     audit: Audit | None,
+    pusher: Pusher,
+    feed: Feed,
 ) -> Ticker:
     ticker = Ticker()
     tick = settings.tick_s
     ticker.every(tick, "archive", archiver.run_until_idle)
     ticker.every(tick, "gauges", gauges.refresh)
+    ticker.every(tick, "push", pusher.run_until_idle)
+    keep = timedelta(days=settings.event_retention_days)
+    ticker.every(3600, "event-retention", lambda: feed.prune(keep))
     if reconciler is not None:
         ticker.every(settings.sweep_interval_s, "sweep", reconciler.sweep)
         ticker.every(tick, "polls", reconciler.poll_due)

@@ -54,6 +54,11 @@ class Settings:
     create_repair_after_s: int = 120
     download_hosts: tuple[str, ...] = ()
     log_format: str = "text"
+    public_url: str | None = None  # how the customer's app reaches this service (links)
+    link_ttl_s: int = 3600
+    destination_disable_after_s: int = 5 * 86400
+    event_retention_days: int = 30
+    relay_retry_scale: float = 1.0  # shrinks the push retry schedule (tests, demos)
     background: bool = field(default=True)
 
     def __post_init__(self) -> None:
@@ -133,4 +138,9 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "create_repair_after_s": ("RECEIVER_CREATE_REPAIR_AFTER_S", _positive_int),
     "download_hosts": ("RECEIVER_DOWNLOAD_HOSTS", _csv),
     "log_format": ("RECEIVER_LOG_FORMAT", str),
+    "public_url": ("RECEIVER_PUBLIC_URL", _base_url),
+    "link_ttl_s": ("RECEIVER_LINK_TTL_S", _positive_int),
+    "destination_disable_after_s": ("RECEIVER_DESTINATION_DISABLE_AFTER_S", _positive_int),
+    "event_retention_days": ("RECEIVER_EVENT_RETENTION_DAYS", _positive_int),
+    "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _positive_float),
 }

@@ -210,7 +210,7 @@ class Archiver:
 
     async def _record(self, row: OutputRecord, finish: OutputFinish) -> bool:
         """Write an attempt's outcome, fenced on our lease; False if the lease was lost."""
-        return await self._replica.tracker.finish_output(row.id, self._replica.owner, finish)
+        return await self._replica.tracker.finish_output(row, self._replica.owner, finish)
 
     async def _finish(
         self, row: OutputRecord, state: OutputState, error: str, outcome: ArchiveOutcome

@@ -8,6 +8,7 @@ from receiver.cli.archive import archive
 from receiver.cli.common import ReceiverGroup
 from receiver.cli.jobs import jobs_group
 from receiver.cli.keys import endpoint, secrets
+from receiver.cli.relay import destinations, events
 from receiver.cli.service import demo, migrate, serve, sync
 from receiver.cli.spend import spend
 from receiver.settings import Settings
@@ -36,6 +37,8 @@ def _attach() -> None:
         jobs_group,
         archive,
         spend,
+        destinations,
+        events,
         simulate,
     ):
         cli.add_command(command)

@@ -36,6 +36,8 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
     from receiver.web.app import create_app
 
     settings = settings_from(ctx)
+    if settings.public_url is None:  # download links in events point back here
+        settings = settings.with_overrides(public_url=f"http://{host}:{port}")
     configure_logging(settings.log_format)
     if migrate:
         run(_migrate(settings))

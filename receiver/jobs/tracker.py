@@ -1,10 +1,11 @@
-"""The job tracker: the one path by which job state changes.
+"""The job tracker: the one path by which job state changes, and the customer's app is told.
 
 Every change to a job, its events and its outputs is written here, in one transaction with
-whatever the caller stores alongside it (a webhook delivery, a create request), and once that
-transaction has committed, the tracker tells its subscribers (metrics, the archiver) what
-changed. Callers cannot forget to tell, and no other module can write job state: the writers
-in `storage.gateway.job_writes` are imported here and nowhere else.
+whatever the caller stores alongside it (a webhook delivery, a create request), together with
+the outbox events that tell the customer's app about it (`receiver.jobs.outbox`). Once that
+transaction has committed, the tracker tells its subscribers (metrics, the archiver, the
+relay) what changed. Callers cannot forget to tell, and no other module can write job state:
+the writers in `storage.gateway.job_writes` are imported here and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,20 +19,24 @@ from receiver.aurous import AurousClient
 from receiver.errors import ReceiverError
 from receiver.generation import GenerationResponse
 from receiver.jobs.lifecycle import Observation, ObservationResult, plan, tracked_job
+from receiver.jobs.outbox import Outbox
 from storage import gateway
 from storage.db import Connection, Database
 from storage.gateway import job_writes
-from storage.records import JobRecord, JobUpdate, OutputFinish
-from storage.states import Source
+from storage.group_commit import GroupCommit
+from storage.records import JobUpdate, OutputFinish, OutputRecord
+from storage.states import JobStatus, Source
 from storage.types import utcnow
 
-__all__ = ["JobNews", "JobTracker", "JobWriter"]
+__all__ = ["EventNews", "JobNews", "JobTracker", "JobWriter"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 JobNews = Callable[[Sequence[ObservationResult]], None]
 """A subscriber: told, after each commit, the results of the observations it wrote."""
+EventNews = Callable[[int], None]
+"""A subscriber: told, after each commit that wrote outbox events, how many it wrote."""
 
 
 @dataclass
@@ -40,6 +45,7 @@ class JobWriter:
 
     conn: Connection
     output_ttl_s: int
+    outbox: Outbox
     results: list[ObservationResult] = field(default_factory=list)
 
     def observe(self, observations: Sequence[Observation]) -> list[ObservationResult]:
@@ -55,6 +61,7 @@ class JobWriter:
         job_writes.insert_job_events(self.conn, changes.events)
         job_writes.upsert_outputs(self.conn, changes.outputs)
         self.results += results
+        self.outbox.jobs_changed(results)
         return results
 
     def track(self, job_id: str) -> bool:
@@ -64,11 +71,34 @@ class JobWriter:
         job, event = tracked_job(job_id, utcnow())
         job_writes.insert_jobs(self.conn, [job])
         job_writes.insert_job_events(self.conn, [event])
+        pending = JobStatus.PENDING
+        self.outbox.jobs_changed([ObservationResult(job_id, pending, True, True, False)])
         return True
 
     def link_request(self, job_id: str, idempotency_key: str) -> None:
         """Remember which create request made the job."""
         job_writes.update_jobs(self.conn, {job_id: JobUpdate(idempotency_key=idempotency_key)})
+
+    def tell(self, event_type: str, data: bytes, job_id: str | None = None) -> None:
+        """Tell the customer's app something besides job changes (a finding, a low balance)."""
+        self.outbox.tell(event_type, data, job_id)
+
+    def finish_output(self, output: OutputRecord, owner: str, finish: OutputFinish) -> bool:
+        """Record the end of an archive attempt, fenced on the lease; False if it was lost."""
+        gateway.lock_jobs(self.conn, [output.job_id])  # one job's events are numbered in turn
+        if not job_writes.finish_output(self.conn, output.id, owner, finish):
+            return False
+        finished = gateway.get_output(self.conn, output.job_id, output.position)
+        if finished is not None:
+            self.outbox.output_finished(finished)
+        return True
+
+
+@dataclass(frozen=True)
+class _OutputFinish:
+    output: OutputRecord
+    owner: str
+    finish: OutputFinish
 
 
 class JobTracker:
@@ -79,22 +109,30 @@ class JobTracker:
         self._output_ttl_s = output_ttl_s
         self._aurous = aurous
         self._subscribers: list[JobNews] = []
+        self._event_subscribers: list[EventNews] = []
+        self._output_finishes = GroupCommit(self._finish_outputs)
 
     def subscribe(self, subscriber: JobNews) -> None:
         self._subscribers.append(subscriber)
 
+    def subscribe_to_events(self, subscriber: EventNews) -> None:
+        self._event_subscribers.append(subscriber)
+
     async def write(self, work: Callable[[Connection, JobWriter], T]) -> T:
-        """`work` in one write transaction with a `JobWriter`, run again if another replica
-        created one of its jobs at the same moment; subscribers hear of it after the commit."""
-        writers: list[JobWriter] = []
+        """`work` in one write transaction with a `JobWriter`, its news written to the outbox
+        in the same transaction, run again if another replica created one of its jobs at the
+        same moment; subscribers hear of it after the commit."""
+        writers: list[tuple[JobWriter, int]] = []
 
         def attempt(conn: Connection) -> T:
-            writer = JobWriter(conn, self._output_ttl_s)
-            writers.append(writer)
-            return work(conn, writer)
+            writer = JobWriter(conn, self._output_ttl_s, Outbox(conn, utcnow()))
+            result = work(conn, writer)
+            writers.append((writer, writer.outbox.flush()))
+            return result
 
         result = await self._db.write_retrying_races(attempt)
-        self._tell(writers[-1].results)
+        writer, events = writers[-1]
+        self._tell(writer.results, events)
         return result
 
     async def observe(self, observations: Sequence[Observation]) -> list[ObservationResult]:
@@ -113,20 +151,24 @@ class JobTracker:
         results = await self.observe([Observation(generation, source, utcnow())])
         return generation, results
 
-    async def finish_output(self, output_id: int, owner: str, finish: OutputFinish) -> bool:
-        """Record the end of an archive attempt, fenced on the lease; False if it was lost."""
-        return await self._db.write(
-            lambda conn: job_writes.finish_output(conn, output_id, owner, finish)
+    async def finish_output(self, output: OutputRecord, owner: str, finish: OutputFinish) -> bool:
+        """Record the end of an archive attempt, fenced on the lease; False if it was lost.
+        Attempts that end together are written in one transaction."""
+        return await self._output_finishes.add(_OutputFinish(output, owner, finish))
+
+    async def _finish_outputs(self, finishes: Sequence[_OutputFinish]) -> list[bool]:
+        return await self.write(
+            lambda _, jobs: [jobs.finish_output(f.output, f.owner, f.finish) for f in finishes]
         )
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        return await self._db.read(lambda conn: gateway.get_job(conn, job_id))
-
-    def _tell(self, results: Sequence[ObservationResult]) -> None:
-        if not results:
-            return
-        for subscriber in self._subscribers:
+    def _tell(self, results: Sequence[ObservationResult], events: int) -> None:
+        for subscriber in self._subscribers if results else ():
             try:
                 subscriber(results)
             except Exception:
                 log.exception("a subscriber to job news failed")
+        for event_subscriber in self._event_subscribers if events else ():
+            try:
+                event_subscriber(events)
+            except Exception:
+                log.exception("a subscriber to outbox news failed")

@@ -16,12 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import msgspec
+
 from receiver.aurous import AurousClient, AurousError, RawJson
 from receiver.generation import parse_timestamp
 from receiver.jobs.lifecycle import TERMINAL
 from receiver.jobs.replica import Replica
+from receiver.jobs.tracker import JobWriter
 from receiver.settings import Settings
 from receiver.spend.ledger import SYNCED_KEY, LedgerSync, SyncReport, snapshot_values, unchanged
+from receiver.spend.reports import Finding
 from receiver.spend.rules import (
     HISTORICAL,
     STATEFUL,
@@ -97,6 +101,16 @@ class _Evidence:
     first_synced: dict[str, datetime]
     settled_unknown: set[str]
     requests: list[RepeatedRequest]
+
+
+def _tell_opened(conn: Connection, jobs: JobWriter, opened: set[tuple[str, str]]) -> None:
+    by_code: dict[str, list[str]] = {}
+    for code, subject in sorted(opened):
+        by_code.setdefault(code, []).append(subject)
+    for code, subjects in by_code.items():
+        for finding in gateway.find_findings(conn, code, subjects):
+            data = msgspec.json.encode({"finding": Finding.of(finding)})
+            jobs.tell("spend.finding_opened", data, finding.job_id)
 
 
 class Audit:
@@ -194,14 +208,15 @@ class Audit:
         head = report.sync.head if report.consistent else None
         now = utcnow()
 
-        def store(conn: Connection) -> int:
-            return self._store_snapshot(conn, trigger, balance, head, report, now)
+        def store(conn: Connection, jobs: JobWriter) -> int:
+            return self._store_snapshot(conn, jobs, trigger, balance, head, report, now)
 
-        report.snapshot_id = await self._db.write(store)
+        report.snapshot_id = await self._replica.tracker.write(store)
 
     def _store_snapshot(
         self,
         conn: Connection,
+        jobs: JobWriter,
         trigger: str,
         balance: RawJson,
         head: str | None,
@@ -218,7 +233,7 @@ class Audit:
         snapshot_id = gateway.insert_balance_snapshot(conn, snapshot)
         if position is not None and snapshot.credits_micros is not None:
             drift = self._drift(conn, snapshot_id, snapshot)
-            report.new_findings += self._record(conn, drift, (), now)
+            report.new_findings += self._record(conn, jobs, drift, (), now)
         return snapshot_id
 
     def _drift(
@@ -256,10 +271,10 @@ class Audit:
         ]
         drafts += [unknown_job_finding(m) for m in evidence.money if m.job_id in to_adopt]
 
-        def record(conn: Connection) -> None:
-            report.new_findings += self._record(conn, drafts, STATEFUL, now, report)
+        def record(conn: Connection, jobs: JobWriter) -> None:
+            report.new_findings += self._record(conn, jobs, drafts, STATEFUL, now, report)
 
-        await self._db.write(record)
+        await self._replica.tracker.write(record)
         report.adopted = await self._adopt(to_adopt)
         return report
 
@@ -281,14 +296,16 @@ class Audit:
     def _record(
         self,
         conn: Connection,
+        jobs: JobWriter,
         drafts: Sequence[Draft],
         evaluated: Sequence[str],
         now: datetime,
         report: AuditReport | None = None,
     ) -> list[Draft]:
-        """Insert what is new (and log it, once); re-open what came back; resolve the
-        findings of `evaluated` codes whose cause is gone."""
+        """Insert what is new (log it and tell the customer's app, once); re-open what came
+        back; resolve the findings of `evaluated` codes whose cause is gone."""
         new = gateway.insert_findings(conn, [d.row(now) for d in drafts])
+        _tell_opened(conn, jobs, new)
         current = {(d.code, d.subject) for d in drafts}
         open_rows = gateway.open_findings(conn, evaluated) if evaluated else []
         gone = [r.id for r in open_rows if (r.code, r.subject) not in current]

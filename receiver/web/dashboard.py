@@ -5,16 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from receiver.errors import ReceiverError
 from receiver.jobs import views as jobs
 from receiver.jobs.views import Job, JobEvent
+from receiver.relay.destinations import DestinationChange
+from receiver.relay.replay import replay_range
 from receiver.runtime import Runtime
 from receiver.spend import reports as spend
-from receiver.spend.reports import RunwayView, SpendGroupView
+from receiver.spend.reports import RunwayView, SpendGroupView, parse_moment
 from receiver.webhooks.keyring import Secret
 from storage import gateway
 from storage.db import Connection
 from storage.gateway import stats
-from storage.records import AtRiskOutput, OutputCounts, RejectionCountRecord
+from storage.records import (
+    AtRiskOutput,
+    OutputCounts,
+    PushAttemptRecord,
+    RejectionCountRecord,
+)
 from storage.states import NON_TERMINAL
 from storage.types import utcnow
 
@@ -157,3 +165,46 @@ async def spend_page(runtime: Runtime) -> dict[str, object]:
 async def credits_card(runtime: Runtime) -> RunwayView | None:
     view = (await spend.runway(runtime.db, utcnow())).view()
     return view if view.available is not None else None
+
+
+ATTEMPTS_SHOWN = 10
+
+
+async def destinations_page(runtime: Runtime) -> dict[str, object]:
+    found = await runtime.destinations.list_all()
+
+    def read(conn: Connection) -> dict[str, list[PushAttemptRecord]]:
+        return {
+            d.id: gateway.list_push_attempts(conn, d.id, before_id=None, limit=ATTEMPTS_SHOWN)
+            for d in found
+        }
+
+    attempts = await runtime.db.read(read)
+    rates = {d: _success_rate(rows) for d, rows in attempts.items()}
+    return {"destinations": found, "attempts": attempts, "rates": rates}
+
+
+def _success_rate(attempts: list[PushAttemptRecord]) -> float | None:
+    if not attempts:
+        return None
+    ok = sum(1 for a in attempts if a.status is not None and 200 <= a.status < 300)
+    return ok / len(attempts)
+
+
+async def act_on_destination(
+    runtime: Runtime, destination_id: str, action: str, since: object
+) -> str:
+    """What the dashboard's buttons do; returns what to tell the operator."""
+    if action in ("enable", "disable"):
+        change = DestinationChange(enabled=action == "enable")
+        await runtime.destinations.change(destination_id, change)
+        runtime.pusher.kick()
+        return f"{destination_id} {action}d"
+    if action == "replay":
+        start = parse_moment(str(since or ""), "since")
+        if start is None:
+            raise ReceiverError(400, "invalid_parameter", "since is required", param="since")
+        count = await replay_range(runtime.db, destination_id, start, utcnow())
+        runtime.pusher.kick()
+        return f"{count} events will be pushed to {destination_id} again"
+    raise ReceiverError(404, "not_found", f"no action {action!r}")

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers import HTTPRouteHandler
@@ -159,13 +159,26 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
 
 def api_get(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
     """A GET operation of the API: documented, with the error envelope on its error answers."""
-    return get(
-        path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
-    )
+    options.setdefault("responses", ERROR_RESPONSES)
+    return get(path, operation_id=operation_id, summary=summary, **options)
 
 
 def api_post(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
     """A POST operation of the API, documented like `api_get`."""
     return post(
+        path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
+    )
+
+
+def api_patch(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
+    """A PATCH operation of the API, documented like `api_get`."""
+    return patch(
+        path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
+    )
+
+
+def api_delete(path: str, operation_id: str, summary: str, **options: Any) -> HTTPRouteHandler:
+    """A DELETE operation of the API, documented like `api_get`."""
+    return delete(
         path, responses=ERROR_RESPONSES, operation_id=operation_id, summary=summary, **options
     )

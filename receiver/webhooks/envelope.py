@@ -41,6 +41,7 @@ class Envelope:
     event_type: str
     synthetic: bool
     generation: GenerationResponse | None  # None for events that are not about a job
+    data: bytes = b"null"  # the envelope's data as sent (JSON)
 
 
 def body_key(body: bytes) -> str:
@@ -64,4 +65,4 @@ def decode_envelope(body: bytes) -> Envelope:
         except GenerationError as exc:
             raise EnvelopeError(str(exc)) from None
     key = raw.id if raw.id and len(raw.id) <= MAX_ID_LENGTH else body_key(body)
-    return Envelope(key, event_type[:100], raw.synthetic, generation)
+    return Envelope(key, event_type[:100], raw.synthetic, generation, bytes(raw.data) or b"null")

@@ -34,6 +34,7 @@ __all__ = ["Intake", "IntakeClosed", "RejectedRequest", "VerifiedDelivery"]
 log = logging.getLogger(__name__)
 
 REJECTED_BODY_PREFIX = 4096
+BALANCE_LOW = "usage.balance_low"  # Aurous's: the customer's app hears it as balance.low
 
 
 class IntakeClosed(RuntimeError):
@@ -170,6 +171,8 @@ class Intake:
         results = jobs.observe([_observation(p) for p in observed])
         for pending, result in zip(observed, results, strict=True):
             pending.observation = result
+        for envelope in _envelopes(new, BALANCE_LOW):
+            jobs.tell("balance.low", b'{"balance":%s}' % envelope.data)
         gateway.record_secret_matches(conn, _secret_matches(batch))
         rejections = [p.item for p in batch if isinstance(p.item, RejectedRequest)]
         if rejections:
@@ -272,6 +275,15 @@ def _store_rejections(conn: Connection, rejections: list[RejectedRequest], keep:
         counts[item.reason] = (count + 1, item.facts.received_at)
     gateway.bump_rejection_counts(conn, counts)
     gateway.prune_rejected(conn, keep)
+
+
+def _envelopes(batch: list[_Pending], event_type: str) -> list[Envelope]:
+    found = []
+    for pending in batch:
+        item = pending.item
+        if isinstance(item, VerifiedDelivery) and item.envelope is not None:
+            found += [item.envelope] if item.envelope.event_type == event_type else []
+    return found
 
 
 def _generation_of(pending: _Pending) -> GenerationResponse | None:

@@ -46,10 +46,17 @@ def api_schema(base_url: str) -> Any:
     return schemathesis.openapi.from_dict(spec)
 
 
+# An endless Server-Sent Events stream has no end to validate; tests/e2e/test_relay_flow.py
+# reads it as a consumer does.
+ENDLESS = {"/events/stream"}
+
+
 def operations(api_schema: Any) -> list[Any]:
     found = []
     for result in api_schema.get_all_operations():
-        found.append(result.ok())
+        operation = result.ok()
+        if operation.path not in ENDLESS:
+            found.append(operation)
     return found
 
 
@@ -62,6 +69,8 @@ def test_no_operation_fails_or_breaks_its_schema(api_schema: Any, base_url: str)
         )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
+            if case.query and "wait" in case.query:
+                case.query["wait"] = 0  # a long poll would only hold the answer back
             case.call_and_validate(
                 base_url=base_url,
                 headers=AUTH,

@@ -46,3 +46,11 @@ def test_archive_bench_compares_the_archiver_with_curl_and_c_tools() -> None:
     for label in ("curl -o", "archiver (hash, fsync, store)", "ratio archiver/curl"):
         assert label in output
     assert "sha256 alone" in output
+
+
+@pytest.mark.slow
+def test_relay_bench_measures_latency_and_push_against_bare_clients() -> None:
+    output = run_bench("relay.py", "--rate", "20", "--seconds", "1", "--backlog", "50")
+    for label in ("job.failed", "job.succeeded", "output.archived", "bare httpx client"):
+        assert label in output
+    assert "receiver push (signed)" in output and "push/bare httpx" in output

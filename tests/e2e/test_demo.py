@@ -49,6 +49,7 @@ def test_demo_settles_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     output = "".join(lines)
     assert "settled." in output
     assert "Everything settled." in output
+    assert "your app <- job.succeeded" in output and "your app <- output.archived" in output
     assert process.returncode == 0
     assert "demo stopped" in rest
     assert "Traceback" not in output + rest

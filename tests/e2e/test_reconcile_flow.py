@@ -83,7 +83,9 @@ def test_with_every_webhook_dropped_sweeps_find_every_job_cheaply(
         f"allowed {500 // 50} + polls"
     )
     assert sim.stats()["faults"]["drop"] >= 500
-    assert lists <= 500 // 50 + 2  # + the idle sweeps at start-up and at the end
+    # One GET per 50 jobs, plus the idle sweeps at start-up and at the end, plus one page that a
+    # sweep reads again when it meets jobs still changing (how often depends on timing).
+    assert lists <= 500 // 50 + 3
     via = Counter(job["terminal_via"] for job in receiver.jobs())
     assert via["webhook"] == 0
 

@@ -206,6 +206,12 @@ class ReceiverProcess:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.get(f"{self.url}{path}", headers=headers, timeout=30).json()
 
+    def post(self, path: str, body: Any) -> Any:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        response = httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=30)
+        assert response.status_code < 300, response.text
+        return response.json()
+
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `aurous-receiver` read these settings."""

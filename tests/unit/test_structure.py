@@ -12,6 +12,8 @@ import storage.gateway
 ROOT = Path(__file__).resolve().parents[2]
 TRACKER = "receiver/jobs/tracker.py"
 JOB_WRITERS = "storage.gateway.job_writes"
+OUTBOX = "receiver/jobs/outbox.py"  # the tracker's own: writes the events of its transactions
+OUTBOX_WRITERS = "storage.gateway.outbox"
 # Columns that say what state a job or an output is in.
 STATE_COLUMNS = {"status", "terminal", "completed_at", "state", "sha256", "archived_at"}
 
@@ -35,19 +37,24 @@ def imported_modules(tree: ast.Module) -> set[str]:
     return found
 
 
-def test_only_the_tracker_imports_the_writers_of_job_state() -> None:
-    importers = [
+def importers_of(module: str) -> list[str]:
+    return [
         name
         for name, tree in modules("receiver", "storage")
-        if any(m.startswith(JOB_WRITERS) for m in imported_modules(tree))
+        if any(m.startswith(module) for m in imported_modules(tree))
     ]
-    assert importers == [TRACKER]
+
+
+def test_only_the_tracker_imports_the_writers_of_job_state_and_of_the_outbox() -> None:
+    assert importers_of(JOB_WRITERS) == [TRACKER]
+    assert importers_of(OUTBOX_WRITERS) == [OUTBOX]
 
 
 def test_the_gateway_does_not_hand_out_the_writers_of_job_state() -> None:
-    from storage.gateway import job_writes
+    from storage.gateway import job_writes, outbox
 
     assert not set(job_writes.__all__) & set(storage.gateway.__all__)
+    assert not set(outbox.__all__) & set(storage.gateway.__all__)
 
 
 def _updated_table(call: ast.Call) -> str | None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar import Request
-from litestar.params import FromPath
+from litestar import Request, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from receiver.errors import ReceiverError
-from receiver.runtime import RuntimeDep
+from receiver.relay.links import LINK_PREFIX
+from receiver.runtime import Runtime, RuntimeDep
 from receiver.web.http import api_get
 from storage import gateway
 from storage.states import OutputState
 
-__all__ = ["get_output"]
+__all__ = ["follow_link", "get_output"]
 
 _MAX_OUTPUTS = 10_000  # far above any real job; keeps absurd indexes away from the database
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -54,6 +55,31 @@ async def get_output(
     job_id: FromPath[str],
     index: FromPath[int],
 ) -> Stream:
+    return await stream_output(request, runtime, job_id, index)
+
+
+@get(
+    f"{LINK_PREFIX}/{{job_id:str}}/{{index:int}}",
+    opt={"public": True},
+    include_in_schema=False,
+)
+async def follow_link(
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    job_id: FromPath[str],
+    index: FromPath[int],
+    expires: FromQuery[str] = "",
+    signature: FromQuery[str] = "",
+) -> Stream:
+    """A download link from an event: no admin token, but a valid, unexpired signature."""
+    runtime.links.check(job_id, index, expires, signature)
+    return await stream_output(request, runtime, job_id, index)
+
+
+async def stream_output(
+    request: Request[Any, Any, Any], runtime: Runtime, job_id: str, index: int
+) -> Stream:
+    """The archived bytes of one output, whole or the asked-for range."""
     output = None
     if 0 <= index < _MAX_OUTPUTS:
         output = await runtime.db.read(lambda conn: gateway.get_output(conn, job_id, index))

@@ -145,6 +145,30 @@ async def show_spend(runtime: RuntimeDep) -> Template:
     return _page("spend.html", "spend", **await dashboard.spend_page(runtime))
 
 
+@get("/dashboard/destinations", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
+async def show_destinations(runtime: RuntimeDep, notice: FromQuery[str | None] = None) -> Template:
+    context = await dashboard.destinations_page(runtime)
+    return _page("destinations.html", "destinations", notice=notice, **context)
+
+
+@post(
+    "/dashboard/destinations/{destination_id:str}/{action:str}",
+    opt=PAGE,
+    include_in_schema=False,
+    status_code=303,
+)
+async def act_on_destination(
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    destination_id: FromPath[str],
+    action: FromPath[str],
+) -> Redirect:
+    """Enable, disable, or replay since a moment, from the dashboard's forms."""
+    form = await request.form()
+    notice = await dashboard.act_on_destination(runtime, destination_id, action, form.get("since"))
+    return Redirect("/dashboard/destinations?" + urlencode({"notice": notice}), status_code=303)
+
+
 DASHBOARD_ROUTES = [
     show_login,
     log_in,
@@ -156,4 +180,6 @@ DASHBOARD_ROUTES = [
     show_deliveries,
     show_secrets,
     show_spend,
+    show_destinations,
+    act_on_destination,
 ]

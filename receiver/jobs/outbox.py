@@ -1,0 +1,184 @@
+"""The outbox: what the customer's app is told about a transaction's changes, written in that
+transaction. The job tracker gathers the news as it writes; at the end of the transaction
+this module turns it into events (with the job as `GET /jobs/{id}` shows it) and fans each one
+out to the destinations that want it.
+
+Event types: `job.<status>` for every applied status change (the first sighting included),
+`output.archived`, `output.lost`, `spend.finding_opened`, `balance.low`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+
+from receiver.ids import new_id
+from receiver.jobs.lifecycle import ObservationResult
+from receiver.jobs.views import Job, Output
+from storage import gateway
+from storage.db import Connection
+from storage.gateway import outbox
+from storage.records import DestinationRecord, JobRecord, NewEvent, NewPush, OutputRecord
+from storage.states import JobStatus, OutputState, PushState
+
+__all__ = [
+    "EVENT_TYPES",
+    "JobData",
+    "Outbox",
+    "OutputData",
+    "is_pattern",
+    "job_event_type",
+    "wants",
+]
+
+OUTPUT_EVENTS = {OutputState.ARCHIVED: "output.archived", OutputState.LOST: "output.lost"}
+EVENT_TYPES = (
+    *(f"job.{status}" for status in JobStatus),
+    *OUTPUT_EVENTS.values(),
+    "spend.finding_opened",
+    "balance.low",
+)
+PENDING = PushState.PENDING
+_FAMILIES = {"job", "output", "spend", "balance"}
+_ODD = re.compile(r"[^a-z0-9_]+")
+
+
+class JobData(msgspec.Struct, frozen=True):
+    job: Job
+
+
+class OutputData(msgspec.Struct, frozen=True):
+    job: Job
+    output: Output
+
+
+def job_event_type(status: str) -> str:
+    """`job.<status>`; a status Aurous invented after this code keeps its name, made safe."""
+    return "job." + (_ODD.sub("_", status.lower()).strip("_")[:64] or "unknown")
+
+
+def is_pattern(pattern: str) -> bool:
+    """`*`, a family (`job.*`), or one type; `job.` takes statuses this code does not know."""
+    if pattern in ("*", *EVENT_TYPES):
+        return True
+    family, _, rest = pattern.partition(".")
+    if family not in _FAMILIES or not rest:
+        return False
+    return rest == "*" or (family == "job" and job_event_type(rest) == pattern)
+
+
+def wants(destination: DestinationRecord, event_type: str, kind: str | None) -> bool:
+    """Whether the destination's filter takes this event (a kind filter only narrows events
+    about jobs)."""
+    if destination.kind and kind and destination.kind != kind:
+        return False
+    return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in destination.events)
+
+
+@dataclass
+class _Told:
+    type: str
+    job_id: str | None
+    data: bytes
+
+
+@dataclass
+class Outbox:
+    """The news of one transaction, written as events when it is about to commit."""
+
+    conn: Connection
+    now: datetime
+    _status_news: list[ObservationResult] = field(default_factory=list)
+    _output_news: list[OutputRecord] = field(default_factory=list)
+    _told: list[_Told] = field(default_factory=list)
+
+    def jobs_changed(self, results: Sequence[ObservationResult]) -> None:
+        self._status_news += [r for r in results if r.applied]
+
+    def output_finished(self, output: OutputRecord) -> None:
+        if output.state in OUTPUT_EVENTS:
+            self._output_news.append(output)
+
+    def tell(self, event_type: str, data: bytes, job_id: str | None = None) -> None:
+        """An event that is not a job's status or output (`data`: its JSON object)."""
+        self._told.append(_Told(event_type, job_id, data))
+
+    def flush(self) -> int:
+        """Write the events and their pushes; returns how many events were written."""
+        job_ids = sorted(
+            {r.job_id for r in self._status_news}
+            | {o.job_id for o in self._output_news}
+            | {t.job_id for t in self._told if t.job_id}
+        )
+        if not (job_ids or self._told):
+            return 0
+        jobs = gateway.lock_jobs(self.conn, job_ids) if job_ids else {}
+        succeeded = [i for i, job in jobs.items() if job.status == JobStatus.SUCCEEDED]
+        outputs = gateway.list_outputs(self.conn, succeeded) if succeeded else []
+        sequences = outbox.last_sequences(self.conn, job_ids) if job_ids else {}
+        events = _Events(self.now, jobs, outputs, sequences)
+        for result in self._status_news:
+            events.job_changed(result)
+        for output in self._output_news:
+            events.output_finished(output)
+        for told in self._told:
+            events.add(told.type, told.job_id, told.data)
+        positions = outbox.insert_events(self.conn, events.rows)
+        self._fan_out(events.rows, positions)
+        self._status_news, self._output_news, self._told = [], [], []
+        return len(events.rows)
+
+    def _fan_out(self, rows: Sequence[NewEvent], positions: dict[str, int]) -> None:
+        destinations = outbox.destinations_to_tell(self.conn)
+        pushes = [
+            NewPush(d.id, e.id, positions[e.id], e.job_id, e.sequence, PENDING, self.now, self.now)
+            for e in rows
+            for d in destinations
+            if wants(d, e.type, e.kind)
+        ]
+        outbox.insert_pushes(self.conn, pushes)
+
+
+@dataclass
+class _Events:
+    now: datetime
+    jobs: dict[str, JobRecord]
+    outputs: list[OutputRecord]
+    sequences: dict[str, int]
+    rows: list[NewEvent] = field(default_factory=list)
+
+    def job_changed(self, result: ObservationResult) -> None:
+        job = self._job(result.job_id)
+        if job is None:
+            return
+        # Several changes of one job in one transaction: each event names its own status.
+        job = msgspec.structs.replace(job, status=result.status)
+        self.add(job_event_type(result.status), result.job_id, msgspec.json.encode(JobData(job)))
+
+    def output_finished(self, finished: OutputRecord) -> None:
+        job = self._job(finished.job_id)
+        if job is None:
+            return
+        output = Output.of(finished)
+        data = msgspec.json.encode(OutputData(job, output))
+        self.add(OUTPUT_EVENTS[OutputState(finished.state)], finished.job_id, data)
+
+    def add(self, event_type: str, job_id: str | None, data: bytes) -> None:
+        sequence = None
+        if job_id is not None:
+            sequence = self.sequences.get(job_id, 0) + 1
+            self.sequences[job_id] = sequence
+        job = self.jobs.get(job_id) if job_id else None
+        kind = job.kind if job else None
+        self.rows.append(
+            NewEvent(new_id("evt_"), event_type, job_id, kind, sequence, self.now, data)
+        )
+
+    def _job(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return Job.of(job, self.outputs) if job else None

@@ -1,0 +1,321 @@
+"""Push events to destinations, as the Standard Webhooks specification has it: `webhook-id`
+(the event's id), `webhook-timestamp`, `webhook-signature` (`v1,<base64>`, one per current
+secret), the event as the JSON body. 2xx is delivered; anything else is tried again on a
+schedule with jitter (Retry-After honoured) until it is failed for that destination. Pushes
+are claimed with a lease, so replicas share them and a killed replica's are retaken; one job's
+events reach a destination in order (the claim holds a later one back while an earlier one is
+pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from standardwebhooks import Webhook
+
+from receiver.jobs.replica import Replica
+from receiver.metrics import Metrics
+from receiver.relay.destinations import DestinationStore
+from receiver.relay.events import render
+from receiver.relay.links import Links
+from receiver.relay.transport import Answer, PushTransport
+from storage import gateway
+from storage.db import Connection
+from storage.records import (
+    DestinationRecord,
+    DestinationUpdate,
+    EventRecord,
+    NewPushAttempt,
+    PushFinish,
+    PushRecord,
+)
+from storage.states import DestinationState, PushState
+from storage.types import utcnow
+
+__all__ = ["RETRY_SCHEDULE", "PushConfig", "PushOutcome", "Pusher", "next_attempt_delay"]
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait after each failed attempt: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
+# 10 h and 10 h; the ninth failure... there is none: after the eighth attempt the event is
+# failed for that destination.
+RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+_RETRY_AFTER_CAP_S = 36000.0
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    concurrency: int = 16  # pushes in flight at once
+    timeout: float = 15.0
+    retry_scale: float = 1.0  # shrinks the schedule (tests, demos)
+    disable_after: timedelta = timedelta(days=5)
+
+
+@dataclass
+class PushOutcome:
+    delivered: int = 0
+    retry: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retry + self.failed
+
+
+def next_attempt_delay(attempts: int, scale: float, retry_after: float | None) -> float:
+    """Seconds before the next attempt after `attempts` failed ones, jittered ±20%, never
+    sooner than the destination asked for."""
+    base = RETRY_SCHEDULE[min(attempts, len(RETRY_SCHEDULE)) - 1] * scale
+    delay = base * random.uniform(0.8, 1.2)
+    return max(delay, min(retry_after or 0.0, _RETRY_AFTER_CAP_S))
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    push: PushRecord
+    event: EventRecord
+    destination: DestinationRecord
+
+
+@dataclass(frozen=True)
+class _Result:
+    claimed: _Claimed
+    answer: Answer
+    at: datetime
+
+    def attempt(self) -> NewPushAttempt:
+        answer = self.answer
+        return NewPushAttempt(
+            self.claimed.push.destination_id,
+            self.claimed.push.event_id,
+            self.at,
+            answer.status,
+            answer.latency_ms,
+            answer.error,
+            answer.response,
+        )
+
+
+class Pusher:
+    def __init__(
+        self,
+        replica: Replica,
+        destinations: DestinationStore,
+        links: Links,
+        metrics: Metrics,
+        config: PushConfig,
+    ) -> None:
+        self._replica = replica
+        self._db = replica.db
+        self._destinations = destinations
+        self._links = links
+        self._metrics = metrics
+        self._config = config
+        self._transport = PushTransport(config.timeout)
+        self._wanted = asyncio.Event()
+        self._running: asyncio.Task[PushOutcome] | None = None
+
+    def on_events(self, count: int) -> None:
+        """A subscriber to the outbox: new events were committed, push them now."""
+        self.kick()
+
+    def kick(self) -> None:
+        self._wanted.set()
+        self._loop()
+
+    async def run_until_idle(self) -> PushOutcome:
+        """Push everything due, joining the loop if it already runs; what it pushed."""
+        self._wanted.set()
+        return await asyncio.shield(self._loop())
+
+    def _loop(self) -> asyncio.Task[PushOutcome]:
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._push_until_idle(), name="pusher")
+        return self._running
+
+    async def _push_until_idle(self) -> PushOutcome:
+        """Keep up to `concurrency` pushes in flight until nothing is due. Each transaction
+        records the pushes that ended since the last one and claims as many as there are free
+        slots: a burst costs few transactions, and a slow destination holds up no other. A
+        job's next event is claimable once its earlier one is no longer pending, so claiming
+        while others fly keeps each job's order."""
+        outcome = PushOutcome()
+        flying: set[asyncio.Task[_Result]] = set()
+        ended: list[_Result] = []
+        more_due = True
+        try:
+            while True:
+                self._wanted.clear()
+                limit = self._config.concurrency - len(flying) if more_due else 0
+                if ended or limit:
+                    work = partial(self._settle_and_claim, ended=ended, limit=limit)
+                    claimed, secrets, recorded = await self._db.write(work)
+                    self._count(recorded, outcome)
+                    ended = []
+                    flying |= {asyncio.create_task(self._attempt(c, secrets)) for c in claimed}
+                    more_due = limit > 0 and len(claimed) == limit
+                if not (flying or more_due or self._wanted.is_set()):
+                    return outcome
+                if not more_due or len(flying) >= self._config.concurrency:
+                    done = await self._wait_for_change(flying)
+                    ended = [task.result() for task in done]
+                    flying -= done
+                    more_due = True  # news came, or an ended push lets its job's next one go
+        finally:
+            for task in flying:
+                task.cancel()
+
+    async def _wait_for_change(
+        self, flying: set[asyncio.Task[_Result]]
+    ) -> set[asyncio.Task[_Result]]:
+        """Until a push ends or news comes; the pushes that ended."""
+        news = asyncio.create_task(self._wanted.wait())
+        try:
+            await asyncio.wait({*flying, news}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            news.cancel()
+        return {task for task in flying if task.done()}
+
+    def _settle_and_claim(
+        self, conn: Connection, *, ended: Sequence[_Result], limit: int
+    ) -> tuple[list[_Claimed], dict[str, list[str]], list[tuple[_Result, str | None]]]:
+        recorded = self._write_results(conn, ended) if ended else []
+        claimed, secrets = self._claim(conn, limit) if limit else ([], {})
+        return claimed, secrets, recorded
+
+    def _claim(self, conn: Connection, limit: int) -> tuple[list[_Claimed], dict[str, list[str]]]:
+        """Lease a batch of due pushes; with their events, destinations and secrets."""
+        now, replica = utcnow(), self._replica
+        pushes = gateway.claim_pushes(
+            conn,
+            owner=replica.owner,
+            now=now,
+            lease_until=now + replica.lease,
+            limit=limit,
+        )
+        if not pushes:
+            return [], {}
+        events = {e.id: e for e in gateway.events_by_ids(conn, [p.event_id for p in pushes])}
+        destinations = {d.id: d for d in gateway.list_destinations(conn)}
+        claimed = [
+            _Claimed(p, events[p.event_id], destinations[p.destination_id])
+            for p in pushes
+            if p.event_id in events and p.destination_id in destinations
+        ]
+        ids = sorted({c.destination.id for c in claimed})
+        return claimed, self._destinations.signing_secrets(conn, ids)
+
+    async def _attempt(self, claimed: _Claimed, secrets: dict[str, list[str]]) -> _Result:
+        try:
+            body = await render(claimed.event, self._links)
+            keys = secrets.get(claimed.destination.id, [])
+            answer = await self._send(claimed, body, keys)
+        except Exception as exc:  # a bug must not stop the other pushes
+            log.exception("pushing %s failed", claimed.event.id)
+            answer = Answer.failure(f"internal error: {exc!r}")
+        return _Result(claimed, answer, utcnow())
+
+    async def _send(self, claimed: _Claimed, body: bytes, secrets: Sequence[str]) -> Answer:
+        sent_at = datetime.now(UTC)
+        text = body.decode()
+        signatures = " ".join(Webhook(s).sign(claimed.event.id, sent_at, text) for s in secrets)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "aurous-receiver",
+            "webhook-id": claimed.event.id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": signatures,
+        }
+        return await self._transport.post(claimed.destination.url, body, headers)
+
+    def _count(self, recorded: Sequence[tuple[_Result, str | None]], outcome: PushOutcome) -> None:
+        for result, kind in recorded:
+            if kind is None:
+                continue  # our lease ran out: another replica has it now
+            setattr(outcome, kind, getattr(outcome, kind) + 1)
+            self._metrics.push_attempts.labels(kind).inc()
+            if not result.answer.delivered:
+                outcome.errors.append(result.answer.error or f"HTTP {result.answer.status}")
+
+    def _write_results(
+        self, conn: Connection, results: Sequence[_Result]
+    ) -> list[tuple[_Result, str | None]]:
+        """The attempts' outcomes, fenced by our leases: each delivered, retry or failed, or
+        None when its lease was lost."""
+        outcomes = {r.claimed.push.id: self._outcome(r) for r in results}
+        finishes = {push_id: finish for push_id, (_, finish) in outcomes.items()}
+        owned = gateway.finish_pushes(conn, self._replica.owner, finishes)
+        kept = [r for r in results if r.claimed.push.id in owned]
+        gateway.record_push_attempts(conn, [r.attempt() for r in kept])
+        for destination_id in sorted({r.claimed.destination.id for r in kept}):
+            ok = any(r.answer.delivered for r in kept if r.claimed.destination.id == destination_id)
+            self._judge_destination(conn, destination_id, ok, kept[0].at)
+        return [
+            (r, outcomes[r.claimed.push.id][0] if r.claimed.push.id in owned else None)
+            for r in results
+        ]
+
+    def _outcome(self, result: _Result) -> tuple[str, PushFinish]:
+        push, answer, now = result.claimed.push, result.answer, result.at
+        if answer.delivered:
+            finish = PushFinish(
+                state=PushState.DELIVERED,
+                last_status=answer.status,
+                last_error=None,
+                delivered_at=now,
+            )
+            return "delivered", finish
+        if push.attempts >= MAX_ATTEMPTS:
+            finish = PushFinish(
+                state=PushState.FAILED, last_status=answer.status, last_error=answer.error
+            )
+            return "failed", finish
+        delay = next_attempt_delay(push.attempts, self._config.retry_scale, answer.retry_after)
+        finish = PushFinish(
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_status=answer.status,
+            last_error=answer.error,
+        )
+        return "retry", finish
+
+    def _judge_destination(
+        self, conn: Connection, destination_id: str, ok: bool, now: datetime
+    ) -> None:
+        """A success clears the failing streak; a destination failing without one for too long
+        is disabled, visibly."""
+        destination = gateway.get_destination(conn, destination_id)
+        if destination is None:
+            return
+        if ok:
+            change = DestinationUpdate(failing_since=None, last_success_at=now)
+            gateway.update_destination(conn, destination_id, change)
+            return
+        since = destination.failing_since or now
+        if destination.failing_since is None:
+            gateway.update_destination(conn, destination_id, DestinationUpdate(failing_since=now))
+        if (
+            now - since >= self._config.disable_after
+            and destination.state == DestinationState.ENABLED
+        ):
+            reason = f"every push failed since {since.isoformat()} (no success for {now - since})"
+            change = DestinationUpdate(
+                state=DestinationState.DISABLED, disabled_reason=reason, updated_at=now
+            )
+            gateway.update_destination(conn, destination_id, change)
+            log.warning("destination %s disabled: %s", destination_id, reason)
+
+    async def stop(self) -> None:
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
+        await self._transport.close()
