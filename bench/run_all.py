@@ -1,7 +1,7 @@
 """Run a set of benchmark scripts one after another and print a summary table at the end.
 
-.venv/bin/python bench/run_all.py bench     # performance: ingest, archive, audit, scale, memory
-.venv/bin/python bench/run_all.py soak      # reliability: crash (SQLite, PostgreSQL), faults, fuzz
+.venv/bin/python bench/run_all.py bench  # ingest, archive, relay, audit, scale, memory
+.venv/bin/python bench/run_all.py soak   # crash (SQLite, PostgreSQL), faults, fuzz
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ SUITES = {
     "bench": [
         ("ingest", ["ingest.py"]),
         ("archive", ["archive.py"]),
+        ("relay", ["relay.py"]),
         ("audit (100k jobs, 300k ledger rows)", ["audit.py"]),
         (
             "audit (1M jobs, 3M ledger rows)",
