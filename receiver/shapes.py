@@ -72,18 +72,12 @@ def decode_number_cursor(cursor: str | None) -> int | None:
 
 def view_of(view: type[V], record: msgspec.Struct, **computed: object) -> V:
     """The view of a record: the record's fields that the view has, by name, and the ones
-    computed by the caller."""
-    return msgspec.convert(_Fields(record, computed), view, from_attributes=True)
-
-
-class _Fields:
-    """A record's attributes, some replaced or added."""
-
-    def __init__(self, record: msgspec.Struct, computed: dict[str, object]) -> None:
-        self._record = record
-        self._computed = computed
-
-    def __getattr__(self, name: str) -> object:
-        if name in self._computed:
-            return self._computed[name]
-        return getattr(self._record, name)
+    computed by the caller; a view field that is neither keeps its default. Built directly:
+    records are typed already, so there is nothing to convert (this runs for every job of
+    every page and every event)."""
+    values = {
+        name: computed[name] if name in computed else getattr(record, name)
+        for name in view.__struct_fields__
+        if name in computed or hasattr(record, name)
+    }
+    return view(**values)

@@ -24,7 +24,14 @@ from receiver.generation import (
     parse_timestamp,
     to_micros,
 )
-from storage.records import JobRecord, JobUpdate, NewJob, NewJobEvent, NewOutput
+from storage.records import (
+    JobRecord,
+    JobUpdate,
+    NewJob,
+    NewJobEvent,
+    NewOutput,
+    changed_fields,
+)
 from storage.states import NON_TERMINAL, TERMINAL, CostState, JobKind, JobStatus, OutputState
 
 __all__ = [
@@ -125,6 +132,23 @@ class JobChanges:
     updates: dict[str, JobUpdate] = field(default_factory=dict)
     events: list[NewJobEvent] = field(default_factory=list)
     outputs: list[NewOutput] = field(default_factory=list)
+
+    def jobs_after(self, existing: Mapping[str, JobRecord]) -> dict[str, JobRecord]:
+        """Each job these changes touch, as a reader will find it once they are written."""
+        after = {job_id: _stored(new) for job_id, new in self.new_jobs.items()}
+        for job_id, update in self.updates.items():
+            base = after.get(job_id) or existing.get(job_id)
+            if base is not None:
+                values = changed_fields(update)
+                values.pop("last_response", None)  # kept on the row, not on the record
+                after[job_id] = msgspec.structs.replace(base, **values)
+        return after
+
+
+def _stored(new: NewJob) -> JobRecord:
+    values = msgspec.structs.asdict(new)
+    del values["last_response"]
+    return JobRecord(**values, lease_owner=None, lease_expires_at=None)
 
 
 def plan(

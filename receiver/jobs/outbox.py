@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +23,14 @@ from receiver.jobs.views import Job, Output
 from storage import gateway
 from storage.db import Connection
 from storage.gateway import outbox
-from storage.records import DestinationRecord, JobRecord, NewEvent, NewPush, OutputRecord
+from storage.records import (
+    DestinationRecord,
+    JobRecord,
+    NewEvent,
+    NewOutput,
+    NewPush,
+    OutputRecord,
+)
 from storage.states import JobStatus, OutputState, PushState
 
 __all__ = [
@@ -44,6 +51,7 @@ EVENT_TYPES = (
     "balance.low",
 )
 PENDING = PushState.PENDING
+SUCCEEDED = JobStatus.SUCCEEDED
 _FAMILIES = {"job", "output", "spend", "balance"}
 _ODD = re.compile(r"[^a-z0-9_]+")
 
@@ -59,7 +67,11 @@ class OutputData(msgspec.Struct, frozen=True):
 
 def job_event_type(status: str) -> str:
     """`job.<status>`; a status Aurous invented after this code keeps its name, made safe."""
-    return "job." + (_ODD.sub("_", status.lower()).strip("_")[:64] or "unknown")
+    known = _KNOWN_TYPES.get(status)
+    return known or "job." + (_ODD.sub("_", status.lower()).strip("_")[:64] or "unknown")
+
+
+_KNOWN_TYPES = {str(status): f"job.{status}" for status in JobStatus}
 
 
 def is_pattern(pattern: str) -> bool:
@@ -89,20 +101,39 @@ class _Told:
 
 @dataclass
 class Outbox:
-    """The news of one transaction, written as events when it is about to commit."""
+    """The news of one transaction, written as events when it is about to commit. What the
+    writer already holds (the jobs as it leaves them, the outputs of jobs it created) is not
+    read again."""
 
     conn: Connection
     now: datetime
     _status_news: list[ObservationResult] = field(default_factory=list)
     _output_news: list[OutputRecord] = field(default_factory=list)
     _told: list[_Told] = field(default_factory=list)
+    _jobs: dict[str, JobRecord] = field(default_factory=dict)
+    _created_outputs: dict[str, list[Output]] = field(default_factory=dict)
+    _sequences: dict[str, int] = field(default_factory=dict)  # the last one, where known
 
-    def jobs_changed(self, results: Sequence[ObservationResult]) -> None:
+    def jobs_changed(
+        self,
+        results: Sequence[ObservationResult],
+        jobs: Mapping[str, JobRecord],
+        outputs: Sequence[NewOutput] = (),
+    ) -> None:
+        """`jobs`: the jobs as the transaction leaves them; `outputs`: those it wrote."""
         self._status_news += [r for r in results if r.applied]
+        self._jobs.update(jobs)
+        created = {r.job_id for r in results if r.created}
+        for job_id in created:  # (its events may not be the first about it: findings come first)
+            self._created_outputs.setdefault(job_id, [])
+        for output in outputs:
+            if output.job_id in created:
+                self._created_outputs[output.job_id].append(Output.new(output))
 
     def output_finished(self, output: OutputRecord) -> None:
         if output.state in OUTPUT_EVENTS:
             self._output_news.append(output)
+            self._created_outputs.pop(output.job_id, None)  # now read back from the table
 
     def tell(self, event_type: str, data: bytes, job_id: str | None = None) -> None:
         """An event that is not a job's status or output (`data`: its JSON object)."""
@@ -117,11 +148,8 @@ class Outbox:
         )
         if not (job_ids or self._told):
             return 0
-        jobs = gateway.lock_jobs(self.conn, job_ids) if job_ids else {}
-        succeeded = [i for i, job in jobs.items() if job.status == JobStatus.SUCCEEDED]
-        outputs = gateway.list_outputs(self.conn, succeeded) if succeeded else []
-        sequences = outbox.last_sequences(self.conn, job_ids) if job_ids else {}
-        events = _Events(self.now, jobs, outputs, sequences)
+        events = _Events(self.now, self._read_jobs(job_ids), self._read_outputs(job_ids))
+        events.sequences = self._read_sequences(job_ids)
         for result in self._status_news:
             events.job_changed(result)
         for output in self._output_news:
@@ -132,6 +160,30 @@ class Outbox:
         self._fan_out(events.rows, positions)
         self._status_news, self._output_news, self._told = [], [], []
         return len(events.rows)
+
+    def _read_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        missing = [i for i in job_ids if i not in self._jobs]
+        if missing:
+            self._jobs.update(gateway.lock_jobs(self.conn, missing))
+        return {i: self._jobs[i] for i in job_ids if i in self._jobs}
+
+    def _read_outputs(self, job_ids: Sequence[str]) -> dict[str, list[Output]]:
+        outputs = {i: self._created_outputs[i] for i in job_ids if i in self._created_outputs}
+        unread = [
+            i
+            for i in job_ids
+            if i not in outputs and (job := self._jobs.get(i)) and job.status == SUCCEEDED
+        ]
+        for output in gateway.list_outputs(self.conn, unread) if unread else ():
+            outputs.setdefault(output.job_id, []).append(Output.of(output))
+        return outputs
+
+    def _read_sequences(self, job_ids: Sequence[str]) -> dict[str, int]:
+        unknown = [i for i in job_ids if i not in self._sequences]
+        if unknown:
+            found = outbox.last_sequences(self.conn, unknown)
+            self._sequences.update({i: found.get(i, 0) for i in unknown})
+        return self._sequences
 
     def _fan_out(self, rows: Sequence[NewEvent], positions: dict[str, int]) -> None:
         destinations = outbox.destinations_to_tell(self.conn)
@@ -148,8 +200,8 @@ class Outbox:
 class _Events:
     now: datetime
     jobs: dict[str, JobRecord]
-    outputs: list[OutputRecord]
-    sequences: dict[str, int]
+    outputs: dict[str, list[Output]]  # by job
+    sequences: dict[str, int] = field(default_factory=dict)
     rows: list[NewEvent] = field(default_factory=list)
 
     def job_changed(self, result: ObservationResult) -> None:
@@ -181,4 +233,4 @@ class _Events:
 
     def _job(self, job_id: str) -> Job | None:
         job = self.jobs.get(job_id)
-        return Job.of(job, self.outputs) if job else None
+        return Job.with_outputs(job, self.outputs.get(job_id, [])) if job else None

@@ -18,7 +18,13 @@ from typing import TypeVar
 from receiver.aurous import AurousClient
 from receiver.errors import ReceiverError
 from receiver.generation import GenerationResponse
-from receiver.jobs.lifecycle import Observation, ObservationResult, plan, tracked_job
+from receiver.jobs.lifecycle import (
+    JobChanges,
+    Observation,
+    ObservationResult,
+    plan,
+    tracked_job,
+)
 from receiver.jobs.outbox import Outbox
 from storage import gateway
 from storage.db import Connection, Database
@@ -61,7 +67,7 @@ class JobWriter:
         job_writes.insert_job_events(self.conn, changes.events)
         job_writes.upsert_outputs(self.conn, changes.outputs)
         self.results += results
-        self.outbox.jobs_changed(results)
+        self.outbox.jobs_changed(results, changes.jobs_after(existing), changes.outputs)
         return results
 
     def track(self, job_id: str) -> bool:
@@ -71,8 +77,8 @@ class JobWriter:
         job, event = tracked_job(job_id, utcnow())
         job_writes.insert_jobs(self.conn, [job])
         job_writes.insert_job_events(self.conn, [event])
-        pending = JobStatus.PENDING
-        self.outbox.jobs_changed([ObservationResult(job_id, pending, True, True, False)])
+        result = ObservationResult(job_id, JobStatus.PENDING, True, True, False)
+        self.outbox.jobs_changed([result], JobChanges(new_jobs={job_id: job}).jobs_after({}))
         return True
 
     def link_request(self, job_id: str, idempotency_key: str) -> None:
@@ -85,7 +91,8 @@ class JobWriter:
 
     def finish_output(self, output: OutputRecord, owner: str, finish: OutputFinish) -> bool:
         """Record the end of an archive attempt, fenced on the lease; False if it was lost."""
-        gateway.lock_jobs(self.conn, [output.job_id])  # one job's events are numbered in turn
+        jobs = gateway.lock_jobs(self.conn, [output.job_id])  # one job's events in turn
+        self.outbox.jobs_changed([], jobs)
         if not job_writes.finish_output(self.conn, output.id, owner, finish):
             return False
         finished = gateway.get_output(self.conn, output.job_id, output.position)

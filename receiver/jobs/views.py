@@ -11,7 +11,7 @@ import msgspec
 from receiver.shapes import Page, decode_key_cursor, encode_key_cursor, view_of
 from storage import gateway
 from storage.db import Connection, Database
-from storage.records import JobEventRecord, JobRecord, OutputRecord
+from storage.records import JobEventRecord, JobRecord, NewOutput, OutputRecord
 from storage.states import OutputState
 
 __all__ = ["Cost", "Job", "JobEvent", "Output", "get_job", "job_events", "list_jobs"]
@@ -34,6 +34,22 @@ class Output(msgspec.Struct, frozen=True):
         archived = output.state == OutputState.ARCHIVED
         url = f"/jobs/{output.job_id}/outputs/{output.position}" if archived else None
         return view_of(cls, output, index=output.position, url=url)
+
+    @classmethod
+    def new(cls, output: NewOutput) -> Output:
+        """An output just found, before any archive attempt."""
+        return cls(
+            index=output.position,
+            state=output.state,
+            sha256=None,
+            size=None,
+            content_type=None,
+            deadline=output.deadline,
+            archived_at=None,
+            attempts=0,
+            last_error=None,
+            url=None,
+        )
 
 
 class Cost(msgspec.Struct, frozen=True):
@@ -60,10 +76,14 @@ class Job(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, job: JobRecord, outputs: Sequence[OutputRecord]) -> Job:
+        """`outputs`: this job's, or those of several jobs (the others are left out)."""
+        return cls.with_outputs(job, [Output.of(o) for o in outputs if o.job_id == job.id])
+
+    @classmethod
+    def with_outputs(cls, job: JobRecord, outputs: list[Output]) -> Job:
         amount = None if job.cost_micros is None else job.cost_micros / 1_000_000
         cost = Cost(amount, job.cost_state, job.cost_currency)
-        mine = [Output.of(o) for o in outputs if o.job_id == job.id]
-        return view_of(cls, job, cost=cost, outputs=mine)
+        return view_of(cls, job, cost=cost, outputs=outputs)
 
 
 class JobEvent(JobEventRecord, frozen=True):

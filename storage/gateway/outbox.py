@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from storage.db import Connection
 from storage.gateway._common import dialect_insert, record_select, records
@@ -24,12 +24,17 @@ _OUTBOX_LOCK = 0x6F757462
 
 def last_sequences(conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
     """The highest event sequence of each job that has events."""
-    stmt = (
+    rows = conn.execute(_last_sequences_stmt(), {"ids": list(job_ids)})
+    return {job_id: int(sequence) for job_id, sequence in rows}
+
+
+@cache
+def _last_sequences_stmt() -> Any:
+    return (
         select(EVENT.c.job_id, func.max(EVENT.c.sequence))
-        .where(EVENT.c.job_id.in_(job_ids))
+        .where(EVENT.c.job_id.in_(bindparam("ids", expanding=True)))
         .group_by(EVENT.c.job_id)
     )
-    return {job_id: int(sequence) for job_id, sequence in conn.execute(stmt)}
 
 
 def insert_events(conn: Connection, events: Sequence[NewEvent]) -> dict[str, int]:
@@ -51,7 +56,12 @@ def _insert_events_stmt(dialect: str) -> Any:
 def destinations_to_tell(conn: Connection) -> list[DestinationRecord]:
     """Every destination, enabled or not: a disabled one keeps what it misses until it is
     enabled again."""
-    return records(DestinationRecord, conn.execute(record_select(DestinationRecord, DESTINATION)))
+    return records(DestinationRecord, conn.execute(_destinations_stmt()))
+
+
+@cache
+def _destinations_stmt() -> Any:
+    return record_select(DestinationRecord, DESTINATION)
 
 
 def insert_pushes(conn: Connection, pushes: Sequence[NewPush]) -> None:
