@@ -56,9 +56,12 @@ def decode_key_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, key = text.split("|", 1)
-        return datetime.fromisoformat(at), key
+        moment = datetime.fromisoformat(at)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise CursorError() from None
+    if moment.tzinfo is None:  # not one this service handed out
+        raise CursorError()
+    return moment, key
 
 
 def decode_number_cursor(cursor: str | None) -> int | None:

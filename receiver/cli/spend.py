@@ -6,7 +6,6 @@ Reports read the local database (what the last audit pass synced); `spend sync` 
 from __future__ import annotations
 
 import asyncio
-import csv
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +14,7 @@ import click
 import msgspec
 
 from receiver.cli.common import open_runtime, print_json, print_table, run, settings_from, with_db
+from receiver.csv_cells import SafeWriter
 from receiver.errors import ReceiverError
 from receiver.spend import reports
 from receiver.spend.rules import credits_text
@@ -99,7 +99,7 @@ def _summary_rows(summary: reports.SpendSummary) -> list[Sequence[str]]:
 
 
 def _write_csv(summary: reports.SpendSummary) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer = SafeWriter(sys.stdout)
     writer.writerow((summary.by, *_MONEY, "jobs"))
     for key, money in _groups(summary):
         writer.writerow((key, *_amounts(money), money.jobs))

@@ -7,7 +7,6 @@ and `released` are the holds placed and released; `refunded` is shown on its own
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
+from receiver.csv_cells import SafeWriter
 from receiver.errors import ReceiverError
 from receiver.shapes import Page, decode_number_cursor, view_of
 from receiver.spend.rules import credits_text
@@ -227,7 +227,7 @@ async def export_csv(
 
     rows, codes = await db.read(read)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     writer.writerows(_csv_row(r, codes) for r in rows)
     return out.getvalue()

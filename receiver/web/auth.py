@@ -57,7 +57,10 @@ def resolve_admin_token(settings: Settings) -> str:
 
 
 def token_matches(presented: str | None, expected: str) -> bool:
-    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+    """Constant-time, and any text compares (a str compare refuses non-ASCII with a 500)."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode())
 
 
 def session_value(token: str) -> str:
@@ -78,7 +81,7 @@ def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     if token_matches(bearer_token(connection), expected):
         return True
     cookie = connection.cookies.get(SESSION_COOKIE)
-    return cookie is not None and hmac.compare_digest(cookie, session_value(expected))
+    return cookie is not None and token_matches(cookie, session_value(expected))
 
 
 async def require_admin(

@@ -102,8 +102,10 @@ def parse_header(header: str | None) -> ParsedHeader:
             timestamp = value
         elif key == "v1":
             signatures.append(value.strip().lower().encode("utf-8", "replace"))
-    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
+    if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()):
         raise _malformed("t= must be unix seconds")
+    if len(timestamp) > 12:  # (int() of thousands of digits is slow, then refused)
+        raise _malformed("t= is not a plausible unix time")
     if not signatures:
         raise _malformed("no v1= signature")
     return ParsedHeader(int(timestamp), tuple(signatures))

