@@ -7,16 +7,20 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from receiver.jobs.lifecycle import ObservationResult, is_known
+from receiver.jobs.lifecycle import ObservationResult, is_known, source_kind
 from storage.records import OutputCounts
 from storage.states import OutputState
 
 __all__ = ["HTTP_METRICS", "HttpMetrics", "Metrics"]
 
 
+_MAX_UNKNOWN_LABELS = 20
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._unknown_seen: set[str] = set()
         self.deliveries = Counter(
             "receiver_webhook_deliveries",
             "Webhook requests by outcome and rejection reason",
@@ -106,12 +110,22 @@ class Metrics:
         self.archive_bytes.set(counts.bytes)
 
     def count_job_news(self, results: Sequence[ObservationResult]) -> None:
-        """A subscriber to the job tracker: transitions applied, unknown statuses seen."""
+        """A subscriber to the job tracker: transitions applied, unknown statuses seen. Label
+        values that come from upstream text are bounded: the known statuses, the first few
+        unknown ones, then `other`."""
         for result in results:
             if result.applied:
-                self.transitions.labels(result.source, result.status).inc()
+                status = result.status if is_known(result.status) else "other"
+                self.transitions.labels(source_kind(result.source), status).inc()
             if not is_known(result.observed):
-                self.unknown_statuses.labels(result.observed[:32]).inc()
+                self.unknown_statuses.labels(self._unknown_label(result.observed)).inc()
+
+    def _unknown_label(self, status: str) -> str:
+        label = status[:32]
+        if label in self._unknown_seen or len(self._unknown_seen) < _MAX_UNKNOWN_LABELS:
+            self._unknown_seen.add(label)
+            return label
+        return "other"
 
 
 class HttpMetrics:

@@ -56,6 +56,8 @@ def decode_envelope(body: bytes) -> Envelope:
     event_type = raw.type or raw.event
     if not event_type:
         raise EnvelopeError("envelope names no event type (neither 'type' nor 'event')")
+    if not event_type.isprintable():
+        raise EnvelopeError("the event type is not printable text")
     generation = None
     if event_type.startswith(GENERATION_EVENT_PREFIXES):
         if bytes(raw.data) in (b"", b"null"):
@@ -64,5 +66,6 @@ def decode_envelope(body: bytes) -> Envelope:
             generation = decode_generation(bytes(raw.data))
         except GenerationError as exc:
             raise EnvelopeError(str(exc)) from None
-    key = raw.id if raw.id and len(raw.id) <= MAX_ID_LENGTH else body_key(body)
+    usable = raw.id and len(raw.id) <= MAX_ID_LENGTH and raw.id.isprintable()
+    key = raw.id if raw.id and usable else body_key(body)
     return Envelope(key, event_type[:100], raw.synthetic, generation, bytes(raw.data) or b"null")

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from litestar import Litestar, Response, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
 from receiver.cli import cli
-from receiver.generation import decode_generation
+from receiver.generation import decode_generation, decode_generation_list
 from receiver.jobs.lifecycle import Observation
 from receiver.jobs.tracker import JobTracker
 from receiver.spend.rules import normalize_row
@@ -168,3 +169,69 @@ async def test_malformed_cursors_get_the_error_envelope(tmp_path: Path, sqlite_u
             answer = await client.get(path, params={key: cursor})
             assert answer.status_code == 400, (path, cursor, answer.text)
             assert answer.json()["error"]["code"] in ("invalid_cursor", "invalid_parameter")
+
+
+# (the fields Aurous sent, what the receiver answers, what the job then shows)
+ODD_BUT_SIGNED: dict[str, tuple[dict[str, Any], int, dict[str, Any] | None]] = {
+    "huge cost": ({"cost": {"amount": 1e13, "currency": "credit"}}, 202, None),
+    "20,000 outputs": (
+        {"output_urls": [f"https://api.aurous-labs.com/o/{n}" for n in range(20_000)]},
+        202,
+        None,
+    ),
+    "year 9999": (
+        {"created_at": "9999-12-31T23:59:59Z", "completed_at": "9999-12-31T23:59:59Z"},
+        200,
+        {"created_at": None},  # unknown (completed_at falls back to when it was seen)
+    ),
+    "NUL in the model": ({"inference_type": "t2i\u0000"}, 200, {"model": "t2i\ufffd"}),
+    "NUL in the error": (
+        {"status": "failed", "error_message": "bad\u0000news"},
+        200,
+        {"error_message": "bad\ufffdnews"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_BUT_SIGNED))
+async def test_signed_data_that_cannot_be_stored_is_quarantined_or_made_safe(
+    client: Client, case: str
+) -> None:
+    job_id = "img_odd" + str(list(ODD_BUT_SIGNED).index(case))
+    sent, expected_status, shown = ODD_BUT_SIGNED[case]
+    fields = dict(sent)
+    status = str(fields.pop("status", "succeeded"))
+    data = generation(job_id, status, **fields)
+    body = json.dumps({"id": f"evt_{job_id}", "type": "image.completed", "data": data}).encode()
+    headers = {"Aurous-Webhook-Signature": sign(body, [TEST_SECRET], int(time.time()))}
+    answer = await client.post("/webhooks/aurous", content=body, headers=headers)
+    assert answer.status_code == expected_status, answer.text
+    again = await client.post("/webhooks/aurous", content=body, headers=headers)
+    assert again.status_code in (200, 202), again.text  # a duplicate, never a 500
+    job = await client.get(f"/jobs/{job_id}")
+    if shown is None:
+        assert job.status_code == 404  # quarantined: nothing of it became job state
+    else:
+        assert job.status_code == 200, job.text
+        assert {key: job.json()[key] for key in shown} == shown
+    await deliver(client, "img_after_" + job_id)  # the next delivery is stored as usual
+    assert (await client.get(f"/jobs/img_after_{job_id}")).status_code == 200
+
+
+async def test_one_unstorable_generation_in_a_list_page_costs_the_others_nothing() -> None:
+    good = [generation(f"img_good{n}", "succeeded") for n in range(3)]
+    bad = generation("img_bad", "succeeded", cost={"amount": 1e13})
+    page = json.dumps({"data": [good[0], bad, *good[1:]], "has_more": False}).encode()
+    kept, has_more, _ = decode_generation_list(page)
+    assert [g.id for g in kept] == ["img_good0", "img_good1", "img_good2"] and not has_more
+
+
+async def test_metric_labels_from_upstream_text_stay_bounded(client: Client) -> None:
+    for n in range(40):
+        await deliver(client, f"img_odd_status{n}", status=f"reticulating_{n}")
+    text = (await client.get("/metrics")).text
+    unknown = [line for line in text.splitlines() if line.startswith("receiver_unknown_statuses_")]
+    transitions = [line for line in text.splitlines() if line.startswith("receiver_job_transit")]
+    assert 0 < len([line for line in unknown if "_total{" in line]) <= 21
+    assert any('status="other"' in line for line in unknown)
+    assert not any("reticulating" in line for line in transitions)
