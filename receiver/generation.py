@@ -179,8 +179,8 @@ def parse_timestamp(value: str | float | None) -> datetime | None:
 
 
 def to_micros(amount: float | None) -> int | None:
-    """Credits as integer micro-credits, so sums are exact."""
-    if amount is None:
+    """Credits as integer micro-credits, so sums are exact; None for what is not a price."""
+    if amount is None or not math.isfinite(amount) or abs(amount) > MAX_CREDITS:
         return None
     try:
         return int((Decimal(str(amount)) * 1_000_000).to_integral_value())

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from receiver.generation import looks_like_job_id, parse_timestamp, to_micros
 from storage.records import (
     FindingRecord,
@@ -88,7 +90,19 @@ def _micros(value: Any) -> int | None:
 
 
 def _text(value: Any) -> str | None:
-    return value[:_MAX_TEXT] if isinstance(value, str) and value else None
+    """Upstream text as storage holds it (PostgreSQL text holds no NUL)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:_MAX_TEXT].replace("\x00", "\ufffd")
+
+
+def _storable(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The row as it came, but with no NUL anywhere (PostgreSQL's JSON holds none)."""
+    encoded = msgspec.json.encode(raw)
+    if b"\\u0000" not in encoded:
+        return dict(raw)
+    cleaned: dict[str, Any] = msgspec.json.decode(encoded.replace(b"\\u0000", b"\\ufffd"))
+    return cleaned
 
 
 def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
@@ -96,7 +110,7 @@ def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
     event stream (contract (b): one billed request with `credits_charged`, taken as a charge
     whose generation is the row's own id); None when it is neither."""
     row_id = raw.get("id")
-    if not isinstance(row_id, str) or not row_id or len(row_id) > 200:
+    if not isinstance(row_id, str) or not row_id or len(row_id) > 200 or not row_id.isprintable():
         return None
     kind = raw.get("type")
     if kind in LEDGER_TYPES and "amount" in raw:
@@ -124,7 +138,7 @@ def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
         created_at=created,
         description=description,
         contract=contract,
-        raw=dict(raw),
+        raw=_storable(raw),
     )
 
 

@@ -235,3 +235,44 @@ async def test_metric_labels_from_upstream_text_stay_bounded(client: Client) -> 
     assert 0 < len([line for line in unknown if "_total{" in line]) <= 21
     assert any('status="other"' in line for line in unknown)
     assert not any("reticulating" in line for line in transitions)
+
+
+async def test_odd_ledger_rows_are_stored_safely_or_left_out(db_url: str) -> None:
+    raw_rows = [
+        {
+            "id": "uev_nul",
+            "type": "charge",
+            "amount": 2,
+            "generation_id": "img_a\u0000",
+            "description": "t2i\u0000",
+            "created_at": "2026-05-04T10:00:00Z",
+        },
+        {
+            "id": "uev_huge",
+            "type": "charge",
+            "amount": 1e13,
+            "generation_id": "img_b",
+            "created_at": "2026-05-04T10:00:00Z",
+        },
+        {
+            "id": "uev_inf",
+            "type": "charge",
+            "amount": "1e400",
+            "generation_id": "img_c",
+            "created_at": "2026-05-04T10:00:00Z",
+        },
+        {"id": "uev_\u0000", "type": "charge", "amount": 1, "created_at": "2026-05-04T10:00:00Z"},
+    ]
+    entries = [entry for raw in raw_rows if (entry := normalize_row(raw))]
+    assert [e.uev_id for e in entries] == ["uev_nul"]
+    db = Database(db_url)
+    try:
+        await db.write(
+            lambda conn: gateway.upsert_ledger_entries(
+                conn, entries, first_position=0, synced_at=utcnow()
+            )
+        )
+        stored = await db.read(lambda conn: gateway.list_ledger(conn, limit=10))
+    finally:
+        await db.dispose()
+    assert [e.uev_id for e in stored.items] == ["uev_nul"]
