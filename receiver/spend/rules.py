@@ -96,13 +96,12 @@ def _text(value: Any) -> str | None:
     return value[:_MAX_TEXT].replace("\x00", "\ufffd")
 
 
-def _storable(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _storable(raw: Mapping[str, object]) -> dict[str, object]:
     """The row as it came, but with no NUL anywhere (PostgreSQL's JSON holds none)."""
     encoded = msgspec.json.encode(raw)
     if b"\\u0000" not in encoded:
         return dict(raw)
-    cleaned: dict[str, Any] = msgspec.json.decode(encoded.replace(b"\\u0000", b"\\ufffd"))
-    return cleaned
+    return msgspec.json.decode(encoded.replace(b"\\u0000", b"\\ufffd"), type=dict[str, object])
 
 
 def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
