@@ -41,6 +41,7 @@ from storage.crypto import (
 )
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
+from storage.private import keep_private
 
 __all__ = ["NotMigrated", "Runtime", "RuntimeDep", "load_secret_box", "open_runtime"]
 
@@ -135,6 +136,7 @@ def _aurous_client(settings: Settings) -> AurousClient | None:
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Build and start everything; background work only if `settings.background`."""
+    keep_private(Path(settings.data_dir))
     db = Database(settings.database_url)
     try:
         head = await _check_migrated(db)

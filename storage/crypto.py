@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from storage.private import private_file
+
 __all__ = ["CryptoError", "SecretBox", "decode_master_key", "read_or_create_private_file"]
 
 _NONCE_BYTES = 12
@@ -75,6 +77,7 @@ def read_or_create_private_file(path: Path, make: Callable[[], str]) -> tuple[st
     starting at once agree on one value and a crash never leaves a half-written file.
     """
     if path.exists():
+        private_file(path)
         return path.read_text().strip(), False
     path.parent.mkdir(parents=True, exist_ok=True)
     value = make()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from receiver.cli.archive import archive
@@ -12,6 +14,7 @@ from receiver.cli.relay import destinations, events
 from receiver.cli.service import demo, migrate, serve, sync
 from receiver.cli.spend import spend
 from receiver.settings import Settings
+from storage.private import PRIVATE_UMASK
 
 __all__ = ["cli", "main"]
 
@@ -21,6 +24,7 @@ __all__ = ["cli", "main"]
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Receive, track, archive and audit Aurous Labs generation jobs."""
+    os.umask(PRIVATE_UMASK)  # what any command writes is its user's only
     ctx.obj = Settings.from_env()
 
 

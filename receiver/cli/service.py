@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,7 @@ from receiver.logs import configure_logging
 from receiver.settings import Settings
 from storage.db import Database
 from storage.migrate import current_revision, upgrade
+from storage.private import keep_private
 
 __all__ = ["demo", "migrate", "serve", "sync"]
 
@@ -60,6 +62,7 @@ def migrate(ctx: click.Context) -> None:
 
 
 async def _migrate(settings: Settings) -> str | None:
+    keep_private(Path(settings.data_dir))
     db = Database(settings.database_url)
     try:
         await upgrade(db)
