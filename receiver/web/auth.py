@@ -14,12 +14,14 @@ import logging
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 
+from receiver.errors import ReceiverError
 from receiver.settings import Settings
 from storage.crypto import read_or_create_private_file
 
@@ -27,6 +29,7 @@ __all__ = [
     "SESSION_COOKIE",
     "TOKEN_FILE",
     "LoginRequired",
+    "csrf_token",
     "is_signed_in",
     "require_admin",
     "resolve_admin_token",
@@ -71,27 +74,89 @@ def session_value(token: str) -> str:
     ).hexdigest()
 
 
+def csrf_token(token: str) -> str:
+    """What the dashboard's forms carry (field `csrf_token`, or header `X-CSRF-Token`): a page
+    of another site cannot know it."""
+    return hmac.new(token.encode(), b"aurous-receiver/csrf/v1", hashlib.sha256).hexdigest()
+
+
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, value = connection.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return _credential(connection) is not None
+
+
+def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """`bearer`, `cookie`, or None."""
     expected: str = connection.app.state.runtime.admin_token
     if token_matches(bearer_token(connection), expected):
-        return True
+        return "bearer"
     cookie = connection.cookies.get(SESSION_COOKIE)
-    return cookie is not None and token_matches(cookie, session_value(expected))
+    return "cookie" if token_matches(cookie, session_value(expected)) else None
 
 
 async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """The app-wide guard. Async although it never awaits: Litestar runs a sync guard in a
-    worker thread, a thread hop on every request, the webhook included."""
-    if handler.opt.get("public") or is_signed_in(connection):
+    """The app-wide guard. Async although it never awaits for most requests: Litestar runs a
+    sync guard in a worker thread, a thread hop on every request, the webhook included."""
+    if handler.opt.get("public"):
         return
-    if handler.opt.get("page"):
-        path = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
-        raise LoginRequired(path)
-    raise NotAuthorizedException("a valid 'Authorization: Bearer <admin token>' is required")
+    credential = _credential(connection)
+    if credential is None:
+        if handler.opt.get("page"):
+            query = f"?{connection.url.query}" if connection.url.query else ""
+            raise LoginRequired(connection.url.path + query)
+        raise NotAuthorizedException("a valid 'Authorization: Bearer <admin token>' is required")
+    unsafe = connection.scope.get("method", "GET") not in SAFE_METHODS
+    if unsafe and handler.opt.get("json"):
+        _require_json(connection)
+    if unsafe and credential == "cookie":
+        _require_same_origin(connection)
+        await _require_csrf_token(connection)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _require_json(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A JSON operation reads only JSON: a form or text/plain body (what a page of another site
+    can send without asking) is refused."""
+    headers = connection.headers
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and not (media_type == "application/json" or media_type.endswith("+json")):
+        raise ReceiverError(415, "unsupported_media_type", "send the body as application/json")
+
+
+def _require_same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A change made with the session cookie must come from a page of this service."""
+    origin = connection.headers.get("origin") or _origin_of(connection.headers.get("referer"))
+    own = f"{connection.url.scheme}://{connection.headers.get('host', '')}"
+    if origin != own:
+        raise ReceiverError(
+            403, "cross_site_request", "changes must come from the dashboard's own pages"
+        )
+
+
+def _origin_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+async def _require_csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    presented = connection.headers.get("x-csrf-token")
+    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if presented is None and media_type in _FORM_TYPES and isinstance(connection, Request):
+        presented = str((await connection.form()).get("csrf_token") or "") or None
+    expected = csrf_token(connection.app.state.runtime.admin_token)
+    if not token_matches(presented, expected):
+        raise ReceiverError(403, "csrf_token_missing", "reload the page and try again")
+
+
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -63,7 +64,10 @@ async def test_pages_render_after_login_and_logout_ends_the_session(sqlite_clien
     assert "img_dash" in (await sqlite_client.get("/dashboard/jobs")).text
     assert "missing_signature" in (await sqlite_client.get("/dashboard/deliveries")).text
     assert (await sqlite_client.get("/jobs")).status_code == 200  # the API honours the session
-    await sqlite_client.post("/logout", follow_redirects=False)
+    page = (await sqlite_client.get("/")).text
+    form = {"csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]}
+    origin = {"Origin": str(sqlite_client.base_url).rstrip("/")}
+    await sqlite_client.post("/logout", data=form, headers=origin, follow_redirects=False)
     assert (await sqlite_client.get("/", follow_redirects=False)).status_code == 303
 
 

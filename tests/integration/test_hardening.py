@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from receiver.webhooks.signing import sign
 from storage import gateway
 from storage.db import Database
 from storage.types import utcnow
-from tests.conftest import TEST_SECRET, admin_client, make_settings
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET, admin_client, make_settings
 from tests.support.aurous import generation
 from tests.support.harness import settings_env
 from tests.support.live_server import live_server
@@ -276,3 +277,60 @@ async def test_odd_ledger_rows_are_stored_safely_or_left_out(db_url: str) -> Non
     finally:
         await db.dispose()
     assert [e.uev_id for e in stored.items] == ["uev_nul"]
+
+
+async def signed_in_page(client: Client) -> tuple[str, dict[str, str]]:
+    """Log in as a browser would; the CSRF token of a page and this site's Origin."""
+    del client.headers["Authorization"]
+    answer = await client.post("/login", data={"token": ADMIN_TOKEN}, follow_redirects=False)
+    assert answer.status_code == 303
+    page = (await client.get("/")).text
+    token = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+    return token, {"Origin": str(client.base_url).rstrip("/")}
+
+
+async def test_a_page_of_another_site_cannot_act_with_the_session_cookie(
+    sqlite_client: Client,
+) -> None:
+    token, own = await signed_in_page(sqlite_client)
+    plain = {"content-type": "text/plain"}
+    body = json.dumps({"id": "img_csrf"})
+    attacks = [  # what a page on another port of this host can make a browser send
+        {**plain, "Origin": "http://127.0.0.1:9999"},
+        {**plain},  # no Origin, no Referer
+        {**plain, **own},  # this site's Origin but no token
+        {"content-type": "application/json", **own},
+        {"content-type": "application/json", **own, "X-CSRF-Token": "guessed"},
+    ]
+    for headers in attacks:
+        answer = await sqlite_client.post("/jobs/track", content=body, headers=headers)
+        assert answer.status_code in (403, 415), (headers, answer.text)
+        created = await sqlite_client.post("/jobs/images", content=body, headers=headers)
+        assert created.status_code in (403, 415), (headers, created.text)
+    assert (await sqlite_client.get("/jobs/img_csrf")).status_code == 404
+
+    mine = {"content-type": "application/json", **own, "X-CSRF-Token": token}
+    answer = await sqlite_client.post("/jobs/track", content=body, headers=mine)
+    assert answer.status_code == 201, answer.text
+
+
+async def test_api_calls_with_the_token_need_json_but_no_origin(sqlite_client: Client) -> None:
+    body = json.dumps({"id": "img_api"})
+    refused = await sqlite_client.post(
+        "/jobs/track", content=body, headers={"content-type": "text/plain"}
+    )
+    assert refused.status_code == 415
+    assert refused.json()["error"]["code"] == "unsupported_media_type"
+    answer = await sqlite_client.post("/jobs/track", json={"id": "img_api"})
+    assert answer.status_code == 201, answer.text
+
+
+async def test_pages_forbid_framing_sniffing_and_foreign_scripts(sqlite_client: Client) -> None:
+    await signed_in_page(sqlite_client)
+    for path in ("/", "/dashboard/jobs", "/login", "/jobs"):
+        headers = (await sqlite_client.get(path)).headers
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+        policy = headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy

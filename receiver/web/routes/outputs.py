@@ -114,8 +114,7 @@ async def stream_output(
         "Accept-Ranges": "bytes",
         "Content-Length": str(end - start),
         "Cache-Control": "private, max-age=31536000, immutable",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox",
+        "Content-Security-Policy": "sandbox",  # (nosniff is on every answer)
     }
     if media_type == "application/octet-stream":
         headers["Content-Disposition"] = f'attachment; filename="output-{index}.bin"'

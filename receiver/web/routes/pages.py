@@ -15,7 +15,13 @@ from receiver.jobs import views as jobs
 from receiver.jobs.lifecycle import NON_TERMINAL, TERMINAL
 from receiver.runtime import Runtime, RuntimeDep
 from receiver.web import dashboard
-from receiver.web.auth import SESSION_COOKIE, is_signed_in, session_value, token_matches
+from receiver.web.auth import (
+    SESSION_COOKIE,
+    csrf_token,
+    is_signed_in,
+    session_value,
+    token_matches,
+)
 from receiver.webhooks import views as webhooks
 
 __all__ = ["DASHBOARD_ROUTES"]
@@ -26,8 +32,12 @@ STATUSES = [*NON_TERMINAL, *sorted(TERMINAL)]
 RETIRE_GRACE = timedelta(hours=24)
 
 
-def _page(name: str, page: str, **context: Any) -> Template:
-    return Template(template_name=name, context={"page": page, "signed_in": True, **context})
+def _page(runtime: Runtime, name: str, page: str, **context: Any) -> Template:
+    """A signed-in page: its forms carry the CSRF token."""
+    csrf = csrf_token(runtime.admin_token)
+    return Template(
+        template_name=name, context={"page": page, "signed_in": True, "csrf": csrf, **context}
+    )
 
 
 def _local(path: str | None) -> str:
@@ -72,6 +82,7 @@ async def log_out() -> Redirect:
 @get("/", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_overview(runtime: RuntimeDep) -> Template:
     return _page(
+        runtime,
         "overview.html",
         "overview",
         o=await dashboard.overview(runtime),
@@ -98,7 +109,7 @@ async def show_jobs(
     cursor: FromQuery[str | None] = None,
 ) -> Template:
     context = await _jobs_context(runtime, status, kind, cursor)
-    return _page("jobs.html", "jobs", **context)
+    return _page(runtime, "jobs.html", "jobs", **context)
 
 
 @get("/dashboard/jobs/table", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
@@ -115,7 +126,7 @@ async def show_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Template:
     if found is None:
         raise ReceiverError(404, "job_not_found", f"no job {job_id!r} is tracked here")
     job, events = found
-    return _page("job.html", "jobs", job=job, events=events)
+    return _page(runtime, "job.html", "jobs", job=job, events=events)
 
 
 @get("/dashboard/deliveries", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
@@ -124,6 +135,7 @@ async def show_deliveries(runtime: RuntimeDep, status: FromQuery[str | None] = N
     page = await webhooks.list_deliveries(runtime.db, status=status, cursor=None, limit=200)
     rejections = await webhooks.rejection_counts(runtime.db)
     return _page(
+        runtime,
         "deliveries.html",
         "deliveries",
         deliveries=page.data,
@@ -137,18 +149,18 @@ async def show_secrets(runtime: RuntimeDep) -> Template:
     secrets = await runtime.secrets.list()
     active = [s for s in secrets if s.state == "active"]
     retirable = {s.id for s in active if dashboard.safe_to_retire(s, len(active) - 1, RETIRE_GRACE)}
-    return _page("secrets.html", "secrets", secrets=secrets, retirable=retirable)
+    return _page(runtime, "secrets.html", "secrets", secrets=secrets, retirable=retirable)
 
 
 @get("/dashboard/spend", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_spend(runtime: RuntimeDep) -> Template:
-    return _page("spend.html", "spend", **await dashboard.spend_page(runtime))
+    return _page(runtime, "spend.html", "spend", **await dashboard.spend_page(runtime))
 
 
 @get("/dashboard/destinations", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_destinations(runtime: RuntimeDep, notice: FromQuery[str | None] = None) -> Template:
     context = await dashboard.destinations_page(runtime)
-    return _page("destinations.html", "destinations", notice=notice, **context)
+    return _page(runtime, "destinations.html", "destinations", notice=notice, **context)
 
 
 @post(
