@@ -63,7 +63,10 @@ def fuzz_in_process(examples: int) -> None:
 def fuzz_live(requests: int) -> None:
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         settings_ = Settings(
-            data_dir=Path(tmp), bootstrap_secrets=(SECRET,), admin_token="fuzz", background=False
+            data_dir=Path(tmp),
+            bootstrap_secrets=(SECRET,),
+            admin_token="fuzz-admin-token-0123456789abcdefghij",
+            background=False,
         )
 
         async def migrate() -> None:

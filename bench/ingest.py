@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 SECRET = "whsec_bench_8jKpQ4nXabc1234abcdef567890"
-TOKEN = "bench-admin-token"
+TOKEN = "bench-admin-token-0123456789abcdefghij"
 MASTER_KEY = "q0tJp3xN1W8j2f7Yb6cVd5eRt4sAz3qQwLkMnBvCx1o="
 LUA = """
 local requests = {}

@@ -12,6 +12,7 @@ from typing import TypeAlias
 import httpx
 from litestar.di import NamedDependency
 
+from receiver.admin_sessions import Sessions
 from receiver.archive.archiver import ArchiveConfig, Archiver
 from receiver.archive.fetch import HostPolicy
 from receiver.aurous import AurousClient, RateBudget
@@ -75,6 +76,7 @@ class Runtime:
     feed: Feed
     ticker: Ticker | None  # None for one-off commands: no background work
     admin_token: str
+    sessions: Sessions
     head_revision: str | None
     owner: str  # this replica's name on the leases it takes
 
@@ -159,6 +161,7 @@ def _build(
     settings: Settings, db: Database, box: SecretBox, secrets: SecretStore, head: str | None
 ) -> Runtime:
     owner = new_id("own_")
+    admin_token = resolve_admin_token(settings)
     aurous = _aurous_client(settings)
     metrics = Metrics()
     tracker = JobTracker(db, output_ttl_s=settings.output_ttl_s, aurous=aurous)
@@ -224,7 +227,8 @@ def _build(
         ticker=_ticker(settings, archiver, gauges, reconciler, creator, audit, pusher, feed)
         if background
         else None,
-        admin_token=resolve_admin_token(settings),
+        admin_token=admin_token,
+        sessions=Sessions(db, admin_token, timedelta(seconds=settings.session_ttl_s)),
         head_revision=head,
         owner=owner,
     )

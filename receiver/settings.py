@@ -31,6 +31,9 @@ def parse_duration(text: str) -> int:
     return int(number) * _DURATION_UNITS[unit]
 
 
+MIN_ADMIN_TOKEN = 32
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -59,6 +62,8 @@ class Settings:
     destination_disable_after_s: int = 5 * 86400
     event_retention_days: int = 30
     relay_retry_scale: float = 1.0  # shrinks the push retry schedule (tests, demos)
+    session_ttl_s: int = 12 * 3600  # a dashboard sign-in lasts this long
+    cookie_secure: bool | None = None  # None: Secure unless the request came over plain http
     background: bool = field(default=True)
 
     def __post_init__(self) -> None:
@@ -69,6 +74,11 @@ class Settings:
             object.__setattr__(self, "media_url", (self.data_dir / "media").resolve().as_uri())
         if self.log_format not in ("text", "json"):
             raise SettingsError("RECEIVER_LOG_FORMAT must be 'text' or 'json'")
+        if self.admin_token is not None and len(self.admin_token) < MIN_ADMIN_TOKEN:
+            raise SettingsError(
+                f"RECEIVER_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +114,14 @@ def _positive_float(raw: str) -> float:
     if value <= 0:
         raise SettingsError("must be a positive number")
     return value
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError("must be true or false")
 
 
 def _csv(raw: str) -> tuple[str, ...]:
@@ -143,4 +161,6 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "destination_disable_after_s": ("RECEIVER_DESTINATION_DISABLE_AFTER_S", _positive_int),
     "event_retention_days": ("RECEIVER_EVENT_RETENTION_DAYS", _positive_int),
     "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _positive_float),
+    "session_ttl_s": ("RECEIVER_SESSION_TTL_S", _positive_int),
+    "cookie_secure": ("RECEIVER_COOKIE_SECURE", _bool),
 }

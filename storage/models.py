@@ -206,6 +206,18 @@ class SyncState(SQLModel, table=True):
     updated_at: datetime = _utc(nullable=False)
 
 
+class DashboardSession(SQLModel, table=True):
+    """A signed-in browser: the hash of its cookie (never the cookie), which admin token it
+    proved, and when it ends."""
+
+    __tablename__ = "dashboard_session"
+
+    id_hash: str = Field(primary_key=True)
+    token_fingerprint: str
+    created_at: datetime = _utc(nullable=False)
+    expires_at: datetime = _utc(nullable=False, index=True)
+
+
 class JobRequest(SQLModel, table=True):
     """A create request, stored with its idempotency key before Aurous is called, so a crash
     after Aurous accepted it can be repaired by sending the same key again."""
@@ -453,6 +465,7 @@ JOB = _table(Job)
 JOB_EVENT = _table(JobEvent)
 OUTPUT = _table(Output)
 SYNC_STATE = _table(SyncState)
+DASHBOARD_SESSION = _table(DashboardSession)
 JOB_REQUEST = _table(JobRequest)
 LEDGER_ENTRY = _table(LedgerEntry)
 GENERATION_MONEY = _table(GenerationMoney)

@@ -22,7 +22,7 @@ from storage.migrate import upgrade
 from tests.support.postgres import PostgresServer, find_postgres
 
 TEST_SECRET = "whsec_test_8jKpQ4nXabc1234abcdef567890"
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
 MASTER_KEY = "q0tJp3xN1W8j2f7Yb6cVd5eRt4sAz3qQwLkMnBvCx1o="
 IN_CI = bool(os.environ.get("CI"))
 

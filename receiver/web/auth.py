@@ -33,7 +33,6 @@ __all__ = [
     "is_signed_in",
     "require_admin",
     "resolve_admin_token",
-    "session_value",
     "token_matches",
 ]
 
@@ -66,14 +65,6 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode())
 
 
-def session_value(token: str) -> str:
-    """The cookie proves knowledge of the token without carrying it; a new token ends
-    every session."""
-    return hmac.new(
-        token.encode(), b"aurous-receiver/dashboard-session/v1", hashlib.sha256
-    ).hexdigest()
-
-
 def csrf_token(token: str) -> str:
     """What the dashboard's forms carry (field `csrf_token`, or header `X-CSRF-Token`): a page
     of another site cannot know it."""
@@ -85,27 +76,27 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    return _credential(connection) is not None
+async def is_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return await _credential(connection) is not None
 
 
-def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """`bearer`, `cookie`, or None."""
-    expected: str = connection.app.state.runtime.admin_token
-    if token_matches(bearer_token(connection), expected):
+async def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """`bearer`, `cookie` (a live dashboard session), or None."""
+    runtime = connection.app.state.runtime
+    if token_matches(bearer_token(connection), runtime.admin_token):
         return "bearer"
     cookie = connection.cookies.get(SESSION_COOKIE)
-    return "cookie" if token_matches(cookie, session_value(expected)) else None
+    return "cookie" if cookie and await runtime.sessions.is_valid(cookie) else None
 
 
 async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """The app-wide guard. Async although it never awaits for most requests: Litestar runs a
-    sync guard in a worker thread, a thread hop on every request, the webhook included."""
+    """The app-wide guard (async: Litestar would run a sync guard in a worker thread, a thread
+    hop on every request, the webhook included)."""
     if handler.opt.get("public"):
         return
-    credential = _credential(connection)
+    credential = await _credential(connection)
     if credential is None:
         if handler.opt.get("page"):
             query = f"?{connection.url.query}" if connection.url.query else ""

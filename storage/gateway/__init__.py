@@ -85,6 +85,7 @@ from storage.gateway.secrets import (
     secret_id_by_fingerprint,
     set_secret_expiry,
 )
+from storage.gateway.sessions import add_session, end_session, get_session, prune_sessions
 from storage.gateway.spend import (
     GROUPINGS,
     find_findings,
@@ -107,6 +108,7 @@ __all__ = [
     "GROUPINGS",
     "add_destination",
     "add_destination_secret",
+    "add_session",
     "archived_blobs",
     "bump_rejection_counts",
     "claim_due_polls",
@@ -115,6 +117,7 @@ __all__ = [
     "count_jobs_by_status",
     "delete_destination",
     "destination_secrets",
+    "end_session",
     "event_by_id",
     "events_between",
     "events_by_ids",
@@ -130,6 +133,7 @@ __all__ = [
     "get_job",
     "get_job_request",
     "get_output",
+    "get_session",
     "get_state",
     "insert_balance_snapshot",
     "insert_deliveries",
@@ -160,6 +164,7 @@ __all__ = [
     "previous_consistent_snapshot",
     "prune_events",
     "prune_rejected",
+    "prune_sessions",
     "push_tallies",
     "record_push_attempts",
     "record_secret_matches",

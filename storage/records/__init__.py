@@ -65,6 +65,7 @@ from storage.records.webhooks import (
     NewSecret,
     RejectionCountRecord,
     SecretRecord,
+    SessionRecord,
 )
 
 __all__ = [
@@ -113,6 +114,7 @@ __all__ = [
     "RejectionCountRecord",
     "RepeatedRequest",
     "SecretRecord",
+    "SessionRecord",
     "Slice",
     "SpendGroup",
     "UnsetType",

@@ -70,3 +70,12 @@ class RejectionCountRecord(Record, frozen=True):
     reason: str
     count: int
     last_at: datetime
+
+
+class SessionRecord(Record, frozen=True):
+    """A signed-in dashboard browser, by the hash of its cookie."""
+
+    id_hash: str
+    token_fingerprint: str
+    created_at: datetime
+    expires_at: datetime

@@ -7,7 +7,10 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,10 @@ from receiver.cli import cli
 from receiver.generation import decode_generation, decode_generation_list
 from receiver.jobs.lifecycle import Observation
 from receiver.jobs.tracker import JobTracker
+from receiver.settings import SettingsError
 from receiver.spend.rules import normalize_row
 from receiver.web.app import create_app
+from receiver.web.auth import SESSION_COOKIE
 from receiver.webhooks.signing import sign
 from storage import gateway
 from storage.db import Database
@@ -334,3 +339,81 @@ async def test_pages_forbid_framing_sniffing_and_foreign_scripts(sqlite_client: 
         assert headers["referrer-policy"] == "same-origin"
         policy = headers["content-security-policy"]
         assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+
+
+async def log_in_as_browser(client: Client, token: str = ADMIN_TOKEN) -> str:
+    client.headers.pop("Authorization", None)
+    answer = await client.post("/login", data={"token": token}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return str(answer.cookies[SESSION_COOKIE])
+
+
+async def signed_in(client: Client, cookie: str) -> bool:
+    client.cookies.clear()
+    answer = await client.get("/jobs", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+    return answer.status_code == 200
+
+
+async def test_sessions_are_random_end_at_logout_expire_and_die_with_the_token(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(tmp_path / "data", sqlite_url, session_ttl_s=2)
+    async with admin_client(settings) as client:
+        first, second = await log_in_as_browser(client), await log_in_as_browser(client)
+        assert first != second and ADMIN_TOKEN not in first
+        assert await signed_in(client, first) and await signed_in(client, second)
+        page = (await client.get("/", headers={"Cookie": f"{SESSION_COOKIE}={first}"})).text
+        token = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+        await client.post(
+            "/logout",
+            data={"csrf_token": token},
+            headers={
+                "Cookie": f"{SESSION_COOKIE}={first}",
+                "Origin": str(client.base_url).rstrip("/"),
+            },
+            follow_redirects=False,
+        )
+        assert not await signed_in(client, first)  # a stolen copy is worthless after logout
+        assert await signed_in(client, second)
+        await asyncio.sleep(2.2)
+        assert not await signed_in(client, second)  # expired
+        third = await log_in_as_browser(client)
+    other_token = "another-admin-token-0123456789abcdefghij"
+    async with admin_client(settings.with_overrides(admin_token=other_token)) as client:
+        assert not await signed_in(client, third)  # a new admin token ends every session
+
+
+async def test_wrong_tokens_are_throttled_per_client(sqlite_client: Client) -> None:
+    del sqlite_client.headers["Authorization"]
+    for _ in range(10):
+        wrong = await sqlite_client.post("/login", data={"token": "x" * 40})
+        assert wrong.status_code == 401
+    throttled = await sqlite_client.post("/login", data={"token": ADMIN_TOKEN})
+    assert throttled.status_code == 429 and throttled.headers["retry-after"] == "60"
+
+
+def test_a_weak_admin_token_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        make_settings(tmp_path, "sqlite:///x.db", admin_token="hunter2")
+    env = {**os.environ, "RECEIVER_ADMIN_TOKEN": "hunter2", "RECEIVER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "receiver", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "at least 32 characters" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_the_session_cookie_is_secure_when_asked(tmp_path: Path, sqlite_url: str) -> None:
+    for secure, expected in ((None, False), (True, True)):
+        settings = make_settings(tmp_path / "data", sqlite_url, cookie_secure=secure)
+        async with admin_client(settings) as client:
+            client.headers.pop("Authorization")
+            answer = await client.post(
+                "/login", data={"token": ADMIN_TOKEN}, follow_redirects=False
+            )
+            assert ("secure" in answer.headers["set-cookie"].lower()) is expected

@@ -10,18 +10,13 @@ from litestar import MediaType, Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from receiver.admin_sessions import LOGIN_ATTEMPTS_PER_MINUTE
 from receiver.errors import ReceiverError
 from receiver.jobs import views as jobs
 from receiver.jobs.lifecycle import NON_TERMINAL, TERMINAL
 from receiver.runtime import Runtime, RuntimeDep
 from receiver.web import dashboard
-from receiver.web.auth import (
-    SESSION_COOKIE,
-    csrf_token,
-    is_signed_in,
-    session_value,
-    token_matches,
-)
+from receiver.web.auth import SESSION_COOKIE, csrf_token, is_signed_in, token_matches
 from receiver.webhooks import views as webhooks
 
 __all__ = ["DASHBOARD_ROUTES"]
@@ -47,33 +42,48 @@ def _local(path: str | None) -> str:
 
 @get("/login", opt=PUBLIC, include_in_schema=False, media_type=MediaType.HTML)
 async def show_login(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Any:
-    if is_signed_in(request):
+    if await is_signed_in(request):
         return Redirect(_local(next))
     return Template(template_name="login.html", context={"next": _local(next), "error": None})
 
 
 @post("/login", opt=PUBLIC, include_in_schema=False, media_type=MediaType.HTML, status_code=303)
 async def log_in(request: Request[Any, Any, Any]) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    client = request.client.host if request.client else "unknown"
     form = await request.form()
     target = _local(str(form.get("next") or "/"))
-    runtime: Runtime = request.app.state.runtime
+    if not runtime.sessions.may_try(client):
+        error = f"More than {LOGIN_ATTEMPTS_PER_MINUTE} wrong tokens in a minute: wait a minute."
+        return Template(
+            template_name="login.html",
+            context={"next": target, "error": error},
+            status_code=429,
+            headers={"Retry-After": "60"},
+        )
     if not token_matches(str(form.get("token") or ""), runtime.admin_token):
+        runtime.sessions.failed(client)
         context = {"next": target, "error": "That token is not the admin token."}
         return Template(template_name="login.html", context=context, status_code=401)
     response = Redirect(target, status_code=303)
+    secure = runtime.settings.cookie_secure
     response.set_cookie(
         SESSION_COOKIE,
-        session_value(runtime.admin_token),
+        await runtime.sessions.start(),
+        max_age=int(runtime.sessions.ttl.total_seconds()),
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" if secure is None else secure,
         path="/",
     )
     return response
 
 
 @post("/logout", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML, status_code=303)
-async def log_out() -> Redirect:
+async def log_out(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Redirect:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await runtime.sessions.end(cookie)  # the cookie is worthless from now on, anywhere
     response = Redirect("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
