@@ -65,10 +65,11 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8", "replace"), expected.encode())
 
 
-def csrf_token(token: str) -> str:
+def csrf_token(admin_token: str, session_cookie: str) -> str:
     """What the dashboard's forms carry (field `csrf_token`, or header `X-CSRF-Token`): a page
-    of another site cannot know it."""
-    return hmac.new(token.encode(), b"aurous-receiver/csrf/v1", hashlib.sha256).hexdigest()
+    of another site cannot know it, and it dies with its session."""
+    message = b"aurous-receiver/csrf/v2/" + session_cookie.encode("utf-8", "replace")
+    return hmac.new(admin_token.encode(), message, hashlib.sha256).hexdigest()
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -145,7 +146,8 @@ async def _require_csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) ->
     media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if presented is None and media_type in _FORM_TYPES and isinstance(connection, Request):
         presented = str((await connection.form()).get("csrf_token") or "") or None
-    expected = csrf_token(connection.app.state.runtime.admin_token)
+    cookie = connection.cookies.get(SESSION_COOKIE, "")
+    expected = csrf_token(connection.app.state.runtime.admin_token, cookie)
     if not token_matches(presented, expected):
         raise ReceiverError(403, "csrf_token_missing", "reload the page and try again")
 

@@ -383,6 +383,22 @@ async def test_sessions_are_random_end_at_logout_expire_and_die_with_the_token(
         assert not await signed_in(client, third)  # a new admin token ends every session
 
 
+async def test_a_csrf_token_belongs_to_one_session(sqlite_client: Client) -> None:
+    own = {"Origin": str(sqlite_client.base_url).rstrip("/"), "content-type": "application/json"}
+    first = await log_in_as_browser(sqlite_client)
+    page = (await sqlite_client.get("/", headers={"Cookie": f"{SESSION_COOKIE}={first}"})).text
+    first_token = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+    second = await log_in_as_browser(sqlite_client)
+    sqlite_client.cookies.clear()
+    body = json.dumps({"id": "img_othersession"})
+    borrowed = {**own, "Cookie": f"{SESSION_COOKIE}={second}", "X-CSRF-Token": first_token}
+    answer = await sqlite_client.post("/jobs/track", content=body, headers=borrowed)
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "csrf_token_missing"
+    mine = {**own, "Cookie": f"{SESSION_COOKIE}={first}", "X-CSRF-Token": first_token}
+    answer = await sqlite_client.post("/jobs/track", content=body, headers=mine)
+    assert answer.status_code == 201, answer.text
+
+
 async def test_wrong_tokens_are_throttled_per_client(sqlite_client: Client) -> None:
     del sqlite_client.headers["Authorization"]
     for _ in range(10):

@@ -27,9 +27,10 @@ STATUSES = [*NON_TERMINAL, *sorted(TERMINAL)]
 RETIRE_GRACE = timedelta(hours=24)
 
 
-def _page(runtime: Runtime, name: str, page: str, **context: Any) -> Template:
-    """A signed-in page: its forms carry the CSRF token."""
-    csrf = csrf_token(runtime.admin_token)
+def _page(request: Request[Any, Any, Any], name: str, page: str, **context: Any) -> Template:
+    """A signed-in page: its forms carry the session's CSRF token."""
+    admin_token = request.app.state.runtime.admin_token
+    csrf = csrf_token(admin_token, request.cookies.get(SESSION_COOKIE, ""))
     return Template(
         template_name=name, context={"page": page, "signed_in": True, "csrf": csrf, **context}
     )
@@ -90,9 +91,9 @@ async def log_out(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Redir
 
 
 @get("/", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_overview(runtime: RuntimeDep) -> Template:
+async def show_overview(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Template:
     return _page(
-        runtime,
+        request,
         "overview.html",
         "overview",
         o=await dashboard.overview(runtime),
@@ -113,13 +114,14 @@ async def _jobs_context(
 
 @get("/dashboard/jobs", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_jobs(
+    request: Request[Any, Any, Any],
     runtime: RuntimeDep,
     status: FromQuery[str | None] = None,
     kind: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Template:
     context = await _jobs_context(runtime, status, kind, cursor)
-    return _page(runtime, "jobs.html", "jobs", **context)
+    return _page(request, "jobs.html", "jobs", **context)
 
 
 @get("/dashboard/jobs/table", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
@@ -131,21 +133,25 @@ async def show_jobs_table(
 
 
 @get("/dashboard/jobs/{job_id:str}", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_job(runtime: RuntimeDep, job_id: FromPath[str]) -> Template:
+async def show_job(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, job_id: FromPath[str]
+) -> Template:
     found = await dashboard.job_page(runtime, job_id)
     if found is None:
         raise ReceiverError(404, "job_not_found", f"no job {job_id!r} is tracked here")
     job, events = found
-    return _page(runtime, "job.html", "jobs", job=job, events=events)
+    return _page(request, "job.html", "jobs", job=job, events=events)
 
 
 @get("/dashboard/deliveries", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_deliveries(runtime: RuntimeDep, status: FromQuery[str | None] = None) -> Template:
+async def show_deliveries(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, status: FromQuery[str | None] = None
+) -> Template:
     status = status if status in ("processed", "duplicate", "quarantined", "rejected") else None
     page = await webhooks.list_deliveries(runtime.db, status=status, cursor=None, limit=200)
     rejections = await webhooks.rejection_counts(runtime.db)
     return _page(
-        runtime,
+        request,
         "deliveries.html",
         "deliveries",
         deliveries=page.data,
@@ -155,22 +161,24 @@ async def show_deliveries(runtime: RuntimeDep, status: FromQuery[str | None] = N
 
 
 @get("/dashboard/secrets", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_secrets(runtime: RuntimeDep) -> Template:
+async def show_secrets(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Template:
     secrets = await runtime.secrets.list()
     active = [s for s in secrets if s.state == "active"]
     retirable = {s.id for s in active if dashboard.safe_to_retire(s, len(active) - 1, RETIRE_GRACE)}
-    return _page(runtime, "secrets.html", "secrets", secrets=secrets, retirable=retirable)
+    return _page(request, "secrets.html", "secrets", secrets=secrets, retirable=retirable)
 
 
 @get("/dashboard/spend", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_spend(runtime: RuntimeDep) -> Template:
-    return _page(runtime, "spend.html", "spend", **await dashboard.spend_page(runtime))
+async def show_spend(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Template:
+    return _page(request, "spend.html", "spend", **await dashboard.spend_page(runtime))
 
 
 @get("/dashboard/destinations", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_destinations(runtime: RuntimeDep, notice: FromQuery[str | None] = None) -> Template:
+async def show_destinations(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, notice: FromQuery[str | None] = None
+) -> Template:
     context = await dashboard.destinations_page(runtime)
-    return _page(runtime, "destinations.html", "destinations", notice=notice, **context)
+    return _page(request, "destinations.html", "destinations", notice=notice, **context)
 
 
 @post(
