@@ -100,8 +100,10 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     event_id: str | None = Field(default=None, unique=True)  # NULL for rejected requests
     event_type: str | None = None
-    status: str  # processed | duplicate | quarantined | rejected
-    duplicate_of: int | None = None  # the delivery that carried this event first
+    status: str  # processed | quarantined | rejected
+    # copies of this event that came again: counted here, not stored (a replay costs no row)
+    duplicates: int = Field(default=0, sa_type=BigInteger)
+    last_duplicate_at: datetime | None = _utc()
     reject_reason: str | None = None
     received_at: datetime = _utc(nullable=False)
     signature_t: int | None = Field(default=None, sa_type=BigInteger)

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import msgspec
-
 from receiver.generation import GenerationResponse
 from receiver.jobs.lifecycle import Observation, ObservationResult
 from receiver.jobs.tracker import JobTracker, JobWriter
@@ -222,7 +220,7 @@ def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[DeliveryS
     new_events = gateway.insert_deliveries(conn, list(rows.values()))
     outcomes: list[DeliveryStatus] = []
     claimed: set[str | None] = set()
-    duplicates: list[NewDelivery] = []
+    duplicates: dict[str, tuple[int, datetime]] = {}
     for pending in batch:
         row = rows.get(id(pending))
         if row is None:
@@ -233,22 +231,9 @@ def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[DeliveryS
             outcomes.append(DeliveryStatus.QUARANTINED if quarantined else DeliveryStatus.PROCESSED)
         else:
             outcomes.append(DeliveryStatus.DUPLICATE)
-            duplicates.append(row)
-    if duplicates:
-        originals = gateway.find_delivery_ids(conn, [r.event_id or "" for r in duplicates])
-        gateway.insert_delivery_records(
-            conn,
-            [
-                msgspec.structs.replace(
-                    row,
-                    event_id=None,
-                    status=DeliveryStatus.DUPLICATE,
-                    body=b"",
-                    duplicate_of=originals.get(row.event_id or ""),
-                )
-                for row in duplicates
-            ],
-        )
+            copies, last_at = duplicates.get(row.event_id or "", (0, row.received_at))
+            duplicates[row.event_id or ""] = (copies + 1, max(last_at, row.received_at))
+    gateway.count_duplicates(conn, duplicates)
     return outcomes
 
 

@@ -8,7 +8,7 @@ The writers of job state (`storage.gateway.job_writes`) and of the outbox
 
 from storage.gateway.deliveries import (
     bump_rejection_counts,
-    find_delivery_ids,
+    count_duplicates,
     insert_deliveries,
     insert_delivery_records,
     list_deliveries,
@@ -114,6 +114,7 @@ __all__ = [
     "claim_due_polls",
     "claim_outputs",
     "claim_pushes",
+    "count_duplicates",
     "count_jobs_by_status",
     "delete_destination",
     "destination_secrets",
@@ -125,7 +126,6 @@ __all__ = [
     "extend_output_lease",
     "extend_push_lease",
     "fill_generation_ids",
-    "find_delivery_ids",
     "find_findings",
     "finish_pushes",
     "first_synced_at",

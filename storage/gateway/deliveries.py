@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 
 from storage.db import Connection
 from storage.gateway._common import dialect_insert, insert, record_select, records
@@ -17,7 +17,7 @@ from storage.states import DeliveryStatus
 
 __all__ = [
     "bump_rejection_counts",
-    "find_delivery_ids",
+    "count_duplicates",
     "insert_deliveries",
     "insert_delivery_records",
     "list_deliveries",
@@ -45,14 +45,33 @@ def insert_deliveries(conn: Connection, deliveries: Sequence[NewDelivery]) -> se
 
 
 def insert_delivery_records(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:
-    """Store rows that carry no event id of their own (rejections, duplicates)."""
+    """Store rows that carry no event id of their own (rejections)."""
     if deliveries:
         conn.execute(DELIVERY.insert(), [values_of(d) for d in deliveries])
 
 
-def find_delivery_ids(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
-    stmt = select(DELIVERY.c.event_id, DELIVERY.c.id).where(DELIVERY.c.event_id.in_(event_ids))
-    return {event_id: row_id for event_id, row_id in conn.execute(stmt)}
+@cache
+def _count_duplicates_stmt() -> Any:
+    return (
+        update(DELIVERY)
+        .where(DELIVERY.c.event_id == bindparam("event"))
+        .values(
+            duplicates=DELIVERY.c.duplicates + bindparam("copies"),
+            last_duplicate_at=bindparam("last_at"),
+        )
+    )
+
+
+def count_duplicates(conn: Connection, arrivals: Mapping[str, tuple[int, datetime]]) -> None:
+    """Add copies that came again to their event's delivery: (copies, last arrival) by event id."""
+    if arrivals:
+        conn.execute(
+            _count_duplicates_stmt(),
+            [
+                {"event": event_id, "copies": copies, "last_at": last_at}
+                for event_id, (copies, last_at) in arrivals.items()
+            ],
+        )
 
 
 def bump_rejection_counts(conn: Connection, counts: Mapping[str, tuple[int, datetime]]) -> None:
@@ -91,7 +110,9 @@ def list_deliveries(
 ) -> list[DeliveryRecord]:
     """Newest first, without bodies."""
     stmt = record_select(DeliveryRecord, DELIVERY).order_by(DELIVERY.c.id.desc()).limit(limit)
-    if status:
+    if status == DeliveryStatus.DUPLICATE:  # the deliveries that came more than once
+        stmt = stmt.where(DELIVERY.c.duplicates > 0)
+    elif status:
         stmt = stmt.where(DELIVERY.c.status == status)
     if before_id is not None:
         stmt = stmt.where(DELIVERY.c.id < before_id)

@@ -35,7 +35,8 @@ class DeliveryRecord(Record, frozen=True):
     event_id: str | None
     event_type: str | None
     status: str
-    duplicate_of: int | None
+    duplicates: int  # copies of this event that came again
+    last_duplicate_at: datetime | None
     reject_reason: str | None = msgspec.field(name="reason")  # as the API names it
     received_at: datetime
     signature_t: int | None
@@ -58,7 +59,6 @@ class NewDelivery(Record, frozen=True):
     request_id: str | None
     event_id: str | None = None  # None for rows that carry no event of their own
     event_type: str | None = None
-    duplicate_of: int | None = None
     reject_reason: str | None = None
     signature_t: int | None = None
     secret_id: int | None = None

@@ -232,6 +232,27 @@ async def test_one_unstorable_generation_in_a_list_page_costs_the_others_nothing
     assert [g.id for g in kept] == ["img_good0", "img_good1", "img_good2"] and not has_more
 
 
+async def test_replaying_one_delivery_costs_a_counter_not_a_row(
+    client: Client, db_url: str
+) -> None:
+    body = json.dumps(
+        {"id": "evt_replayed", "type": "image.completed", "data": generation("img_replayed")}
+    ).encode()
+    headers = {"Aurous-Webhook-Signature": sign(body, [TEST_SECRET], int(time.time()))}
+    answers = [
+        await client.post("/webhooks/aurous", content=body, headers=headers) for _ in range(30)
+    ]
+    assert [a.json()["status"] for a in answers] == ["accepted"] + ["duplicate"] * 29
+    db = Database(db_url)
+    try:
+        stored = await db.read(
+            lambda conn: gateway.list_deliveries(conn, status=None, before_id=None, limit=100)
+        )
+    finally:
+        await db.dispose()
+    assert [(d.event_id, d.duplicates) for d in stored] == [("evt_replayed", 29)]
+
+
 async def test_metric_labels_from_upstream_text_stay_bounded(client: Client) -> None:
     for n in range(40):
         await deliver(client, f"img_odd_status{n}", status=f"reticulating_{n}")

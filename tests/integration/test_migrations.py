@@ -110,3 +110,66 @@ def test_postgresql_upgrade_fills_the_spend_rollups(postgres: PostgresServer) ->
         asyncio.run(_seed_ledger_then_compare(url))
     finally:
         asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _seed_duplicates_then_check(url: str) -> None:
+    """Duplicate rows stored before the counters existed are folded into their first delivery:
+    no count is lost, no copy is kept."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, text
+
+    from receiver.webhooks import views
+    from storage.db import Database
+    from storage.types import UTCDateTime
+
+    insert = text(
+        "INSERT INTO delivery (id, event_id, status, duplicate_of, received_at, synthetic, body,"
+        " body_size, headers) VALUES (:id, :event, :status, :of, :at, false, :body, 0, '{}')"
+    ).bindparams(bindparam("at", type_=UTCDateTime()))
+
+    def at(hour: int, minute: int) -> datetime:
+        return datetime(2026, 5, 1, hour, minute, tzinfo=UTC)
+
+    rows = [
+        {"id": 1, "event": "evt_1", "status": "processed", "of": None, "at": at(10, 0)},
+        *[
+            {"id": n, "event": None, "status": "duplicate", "of": 1, "at": at(10, n)}
+            for n in (2, 3, 4)
+        ],
+        {"id": 5, "event": "evt_5", "status": "processed", "of": None, "at": at(11, 0)},
+    ]
+    db = Database(url)
+    try:
+        await db.write(lambda conn: conn.execute(insert, [{**r, "body": b""} for r in rows]))
+    finally:
+        await db.dispose()
+    alembic(url, "upgrade", "head")
+    db = Database(url)
+    try:
+        page = await views.list_deliveries(db, status=None, cursor=None, limit=10)
+    finally:
+        await db.dispose()
+    by_event = {d.event_id: d for d in page.data}
+    assert set(by_event) == {"evt_1", "evt_5"}
+    assert by_event["evt_1"].duplicates == 3 and by_event["evt_5"].duplicates == 0
+    last = by_event["evt_1"].last_duplicate_at
+    assert last is not None and (last.hour, last.minute) == (10, 4)
+
+
+def test_sqlite_upgrade_counts_stored_duplicates(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    alembic(url, "upgrade", "0006")
+    asyncio.run(_seed_duplicates_then_check(url))
+
+
+@pytest.mark.postgres
+def test_postgresql_upgrade_counts_stored_duplicates(postgres: PostgresServer) -> None:
+    name = f"receiver_mig_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
+    try:
+        url = postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
+        alembic(url, "upgrade", "0006")
+        asyncio.run(_seed_duplicates_then_check(url))
+    finally:
+        asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

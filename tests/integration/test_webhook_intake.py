@@ -46,8 +46,12 @@ async def test_the_same_event_twice_is_a_duplicate(client: Client) -> None:
     assert (await deliver(client, body)).json() == {"status": "duplicate"}
     events = (await client.get(f"/jobs/{JOB}/events")).json()["data"]
     assert len(events) == 1
-    duplicates = (await client.get("/deliveries", params={"status": "duplicate"})).json()["data"]
-    assert len(duplicates) == 1 and duplicates[0]["duplicate_of"] is not None
+    assert (await deliver(client, body)).json() == {"status": "duplicate"}
+    stored = (await client.get("/deliveries")).json()["data"]
+    assert len(stored) == 1  # a copy is counted on the first delivery, not stored again
+    duplicated = (await client.get("/deliveries", params={"status": "duplicate"})).json()["data"]
+    assert [(d["id"], d["duplicates"]) for d in duplicated] == [(stored[0]["id"], 2)]
+    assert duplicated[0]["last_duplicate_at"] is not None
 
 
 async def test_per_request_callbacks_dedupe_on_their_body(client: Client) -> None:
