@@ -64,6 +64,12 @@ class Settings:
     relay_retry_scale: float = 1.0  # shrinks the push retry schedule (tests, demos)
     session_ttl_s: int = 12 * 3600  # a dashboard sign-in lasts this long
     cookie_secure: bool | None = None  # None: Secure unless the request came over plain http
+    max_connections: int = 2048  # open HTTP connections; more are refused with 503
+    max_header_bytes: int = 64 * 1024
+    header_timeout_s: float = 10.0  # to finish sending the request line and headers
+    body_timeout_s: float = 30.0  # to finish sending the body, once the headers are in
+    keepalive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    body_buffer_bytes: int = 32 * 1024 * 1024  # what bodies may hold together beyond 64 KiB each
     background: bool = field(default=True)
 
     def __post_init__(self) -> None:
@@ -163,4 +169,10 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _positive_float),
     "session_ttl_s": ("RECEIVER_SESSION_TTL_S", _positive_int),
     "cookie_secure": ("RECEIVER_COOKIE_SECURE", _bool),
+    "max_connections": ("RECEIVER_MAX_CONNECTIONS", _positive_int),
+    "max_header_bytes": ("RECEIVER_MAX_HEADER_BYTES", _positive_int),
+    "header_timeout_s": ("RECEIVER_HEADER_TIMEOUT_S", _positive_float),
+    "body_timeout_s": ("RECEIVER_BODY_TIMEOUT_S", _positive_float),
+    "keepalive_s": ("RECEIVER_KEEPALIVE_S", _positive_float),
+    "body_buffer_bytes": ("RECEIVER_BODY_BUFFER_BYTES", _positive_int),
 }

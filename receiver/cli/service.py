@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -12,10 +11,7 @@ from receiver.cli.common import (
     run,
     settings_from,
 )
-from receiver.logs import configure_logging
 from receiver.settings import Settings
-from storage.db import Database
-from storage.migrate import current_revision, upgrade
 from storage.private import keep_private
 
 __all__ = ["demo", "migrate", "serve", "sync"]
@@ -35,7 +31,9 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
     """Run the HTTP service."""
     import uvicorn
 
+    from receiver.logs import configure_logging
     from receiver.web.app import create_app
+    from receiver.web.limits import uvicorn_options
 
     settings = settings_from(ctx)
     if settings.public_url is None:  # download links in events point back here
@@ -50,6 +48,7 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),  # connection limits: receiver/web/limits.py
     )
 
 
@@ -62,6 +61,9 @@ def migrate(ctx: click.Context) -> None:
 
 
 async def _migrate(settings: Settings) -> str | None:
+    from storage.db import Database
+    from storage.migrate import current_revision, upgrade
+
     keep_private(Path(settings.data_dir))
     db = Database(settings.database_url)
     try:
@@ -116,7 +118,10 @@ def sync(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, port: int, simulator_port: int) -> None:
     """Run the simulator and the receiver together on loopback with a mixed workload."""
+    import logging
+
     from receiver.demo import run_demo
+    from receiver.logs import configure_logging
 
     configure_logging(level=logging.WARNING)
     run_demo(settings_from(ctx).data_dir / "demo", port, simulator_port)

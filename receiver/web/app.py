@@ -20,6 +20,7 @@ from receiver.runtime import Runtime, open_runtime
 from receiver.settings import Settings
 from receiver.web.auth import LoginRequired, require_admin
 from receiver.web.http import exception_handlers, request_middleware
+from receiver.web.limits import BodyLimits, HttpLimits
 from receiver.web.routes import ADMIN_ROUTES, PUBLIC_ROUTES
 from receiver.web.routes.pages import DASHBOARD_ROUTES
 from receiver.web.templating import LocalRapidoc, template_config
@@ -70,7 +71,7 @@ def create_app(settings: Settings) -> Litestar:
         guards=[require_admin],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         exception_handlers={**exception_handlers, LoginRequired: _to_login},
-        middleware=[request_middleware],
+        middleware=[request_middleware, BodyLimits(HttpLimits.of(settings))],
         request_max_body_size=settings.max_body_bytes,
         template_config=template_config(HERE / "templates"),
         openapi_config=OpenAPIConfig(
