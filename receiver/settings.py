@@ -68,7 +68,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     header_timeout_s: float = 10.0  # to finish sending the request line and headers
     body_timeout_s: float = 30.0  # to finish sending the body, once the headers are in
-    keepalive_s: float = 5.0  # an idle keep-alive connection is closed after this
+    keepalive_s: int = 5  # an idle keep-alive connection is closed after this
     body_buffer_bytes: int = 32 * 1024 * 1024  # what bodies may hold together beyond 64 KiB each
     background: bool = field(default=True)
 
@@ -173,6 +173,6 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "max_header_bytes": ("RECEIVER_MAX_HEADER_BYTES", _positive_int),
     "header_timeout_s": ("RECEIVER_HEADER_TIMEOUT_S", _positive_float),
     "body_timeout_s": ("RECEIVER_BODY_TIMEOUT_S", _positive_float),
-    "keepalive_s": ("RECEIVER_KEEPALIVE_S", _positive_float),
+    "keepalive_s": ("RECEIVER_KEEPALIVE_S", _positive_int),
     "body_buffer_bytes": ("RECEIVER_BODY_BUFFER_BYTES", _positive_int),
 }

@@ -18,7 +18,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
@@ -27,7 +27,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from receiver.errors import ReceiverError
 from receiver.settings import Settings
 
-__all__ = ["BodyLimits", "HttpLimits", "guarded_protocol", "raise_file_limit", "uvicorn_options"]
+__all__ = [
+    "BodyLimits",
+    "HttpLimits",
+    "UvicornOptions",
+    "guarded_protocol",
+    "raise_file_limit",
+    "uvicorn_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,7 @@ class HttpLimits:
     max_header_bytes: int
     header_timeout_s: float
     body_timeout_s: float
-    keepalive_s: float
+    keepalive_s: int
     body_buffer_bytes: int
 
     @classmethod
@@ -263,12 +270,18 @@ def raise_file_limit(limits: HttpLimits) -> None:
             )
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+class UvicornOptions(TypedDict):
+    http: type[asyncio.Protocol]
+    timeout_keep_alive: int
+    backlog: int
+
+
+def uvicorn_options(settings: Settings) -> UvicornOptions:
     """What `serve` hands uvicorn so that the limits hold."""
     limits = HttpLimits.of(settings)
     raise_file_limit(limits)
-    return {
-        "http": guarded_protocol(limits),
-        "timeout_keep_alive": limits.keepalive_s,
-        "backlog": limits.max_connections,
-    }
+    return UvicornOptions(
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keepalive_s,
+        backlog=limits.max_connections,
+    )
