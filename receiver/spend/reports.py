@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,6 +38,7 @@ __all__ = [
     "ledger_page",
     "parse_moment",
     "runway",
+    "runway_days_text",
     "runway_line",
     "summary",
 ]
@@ -57,6 +59,8 @@ CSV_COLUMNS = (
 )
 FINDING_STATES = ("open", "resolved", "all")
 RUNWAY_WINDOW = timedelta(days=7)
+# Beyond a year a runway in days is noise: a week's average spend does not predict that far.
+RUNWAY_SHOWN_UP_TO_DAYS = 365
 
 
 class ReportError(ReceiverError):
@@ -293,6 +297,19 @@ async def runway(db: Database, now: datetime) -> Runway:
     return Runway(available, round(spent / days), days, snapshot.taken_at if snapshot else None)
 
 
+def runway_days_text(days: float | None) -> str:
+    """The runway as people read it: whole days (rounded down, so it never promises a day
+    too many), or "more than a year". The API keeps the number (`RunwayView.days`)."""
+    if days is None:
+        return "unknown"
+    if days > RUNWAY_SHOWN_UP_TO_DAYS:
+        return "more than a year"
+    whole = math.floor(days)
+    if whole < 1:
+        return "less than a day"
+    return "1 day" if whole == 1 else f"{whole} days"
+
+
 def runway_line(r: Runway) -> str:
     if r.available_micros is None:
         return "runway: unknown (no balance snapshot yet; run `aurous-receiver spend sync`)"
@@ -301,6 +318,6 @@ def runway_line(r: Runway) -> str:
         return f"runway: {available} credits available; nothing spent in the last 7 days"
     daily = credits_text(r.daily_micros)
     return (
-        f"runway: {r.days:.1f} days ({available} credits available ÷ {daily} per day, "
+        f"runway: {runway_days_text(r.days)} ({available} credits available ÷ {daily} per day, "
         f"average of the last {r.window_days:.0f} days)"
     )

@@ -19,23 +19,115 @@ from storage.db import Connection
 from storage.gateway import stats
 from storage.records import (
     AtRiskOutput,
+    JobEndings,
     OutputCounts,
     PushAttemptRecord,
     RejectionCountRecord,
 )
-from storage.states import NON_TERMINAL
+from storage.states import NON_TERMINAL, DeliveryStatus, Source
 from storage.types import utcnow
 
-__all__ = ["Overview", "bar_chart", "overview", "sparkline_points", "spend_page"]
+__all__ = [
+    "DeliveryChart",
+    "Overview",
+    "bar_chart",
+    "delivery_chart",
+    "overview",
+    "spend_page",
+]
 
 FINDINGS_SHOWN = 500  # the oldest open ones; the API and the CLI page through all of them
+# A job the receiver expected a webhook for, whose final status came by one of these roads
+# instead, is a missed webhook.
+MISSED_VIA = (Source.POLL, Source.SWEEP)
+DELIVERY_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One outcome's part of a minute's bar."""
+
+    outcome: str
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class MinuteBar:
+    x: float
+    width: float
+    segments: list[Segment]
+    title: str
+
+
+@dataclass(frozen=True)
+class AxisLabel:
+    x: float
+    text: str
+    anchor: str  # the SVG text-anchor: start, middle or end
+
+
+@dataclass(frozen=True)
+class DeliveryChart:
+    """Deliveries per minute as stacked bars, one colour per outcome, in SVG units."""
+
+    width: int
+    height: int
+    plot_top: float
+    baseline: float
+    bars: list[MinuteBar]
+    labels: list[AxisLabel]
+    totals: dict[str, int]  # per outcome, in stacking order (bottom first)
+    peak: int  # the busiest minute's deliveries: the height of the plot
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+
+def delivery_chart(
+    series: dict[str, list[int]], since: datetime, minutes: int = DELIVERY_MINUTES
+) -> DeliveryChart:
+    """Stacked bars of deliveries per minute by outcome, drawn server-side (the page runs no
+    script of its own). Known outcomes stack in a fixed order so colours keep their place;
+    one the code does not know yet goes on top."""
+    width, height, plot_top, baseline = 240, 92, 14.0, 76.0  # about a card's width in px
+    outcomes = [s for s in DeliveryStatus if s in series] + sorted(
+        set(series) - set(DeliveryStatus)
+    )
+    per_minute = [sum(series[o][i] for o in outcomes) for i in range(minutes)]
+    peak = max(per_minute, default=0)
+    slot = width / minutes
+    bars = []
+    for minute, total in enumerate(per_minute):
+        if not total:
+            continue
+        segments, top = [], baseline
+        for outcome in outcomes:
+            count = series[outcome][minute]
+            if count:
+                size = (baseline - plot_top) * count / peak
+                top -= size
+                segments.append(Segment(outcome, top, size))
+        start = since + timedelta(minutes=minute)
+        counts = ", ".join(f"{series[o][minute]} {o}" for o in outcomes if series[o][minute])
+        title = f"{start:%H:%M} UTC: {counts}"
+        bars.append(MinuteBar(minute * slot + slot * 0.1, slot * 0.8, segments, title))
+    labels = [
+        AxisLabel(0, f"{minutes} min ago", "start"),
+        AxisLabel(width / 2, f"{minutes // 2} min ago", "middle"),
+        AxisLabel(width, "now", "end"),
+    ]
+    shown = [*DeliveryStatus, *outcomes]  # every outcome in the legend, even at zero
+    totals = {o: sum(series.get(o, ())) for o in dict.fromkeys(shown)}
+    return DeliveryChart(width, height, plot_top, baseline, bars, labels, totals, peak)
 
 
 @dataclass(frozen=True)
 class Overview:
     jobs_by_status: dict[str, int]
-    deliveries: dict[str, list[int]]
-    terminal_via: dict[str, int]
+    deliveries: DeliveryChart
+    endings: JobEndings
     outputs: OutputCounts
     at_risk: list[AtRiskOutput]
     rejections: list[RejectionCountRecord]
@@ -49,41 +141,44 @@ class Overview:
         return sum(n for status, n in self.jobs_by_status.items() if status in NON_TERMINAL)
 
     @property
-    def missed_webhook_rate(self) -> float | None:
-        total = sum(self.terminal_via.values())
-        missed = total - self.terminal_via.get("webhook", 0)
-        return missed / total if total else None
+    def webhook_expected(self) -> int:
+        """Jobs that ended and that the receiver expected a webhook for."""
+        return sum(self.endings.webhook_expected.values())
 
     @property
-    def deliveries_last_hour(self) -> int:
-        return sum(sum(series) for series in self.deliveries.values())
+    def missed_webhooks(self) -> int:
+        """Of those, the ones whose final status came by poll or sweep."""
+        ended = self.endings.webhook_expected
+        return sum(n for via, n in ended.items() if via in MISSED_VIA)
+
+    @property
+    def no_webhook_expected(self) -> int:
+        """Jobs that ended and were created elsewhere (found by a sweep, tracked by id)."""
+        return sum(self.endings.no_webhook_expected.values())
+
+    @property
+    def missed_webhook_rate(self) -> float | None:
+        expected = self.webhook_expected
+        return self.missed_webhooks / expected if expected else None
 
 
 async def overview(runtime: Runtime) -> Overview:
     now = utcnow()
+    since = now - timedelta(minutes=DELIVERY_MINUTES)
 
     def read(conn: Connection) -> Overview:
         return Overview(
             jobs_by_status=gateway.count_jobs_by_status(conn),
-            deliveries=stats.deliveries_per_minute(conn, now - timedelta(hours=1), 60),
-            terminal_via=stats.terminal_via_counts(conn, now - timedelta(days=1)),
+            deliveries=delivery_chart(
+                stats.deliveries_per_minute(conn, since, DELIVERY_MINUTES), since
+            ),
+            endings=stats.job_endings(conn, now - timedelta(days=1)),
             outputs=gateway.output_counts(conn, now + timedelta(hours=1)),
             at_risk=stats.recent_outputs_at_risk(conn, now + timedelta(hours=1)),
             rejections=gateway.rejection_counts(conn),
         )
 
     return await runtime.db.read(read)
-
-
-def sparkline_points(values: list[int], width: int = 300, height: int = 40) -> str:
-    """SVG polyline points for a series, scaled into the box (server-rendered, no JS)."""
-    if not values:
-        return ""
-    top = max(values) or 1
-    step = width / max(1, len(values) - 1)
-    return " ".join(
-        f"{i * step:.1f},{height - (v / top) * (height - 2) - 1:.1f}" for i, v in enumerate(values)
-    )
 
 
 async def job_page(runtime: Runtime, job_id: str) -> tuple[Job, list[JobEvent]] | None:
@@ -108,7 +203,9 @@ class Bar:
     width: float
     height: float
     label: str
+    label_x: float  # the label is centred under its bar
     value: float
+    day: str
 
 
 @dataclass(frozen=True)
@@ -117,24 +214,37 @@ class _Day:
     charged: float | None
 
 
-def bar_chart(groups: list[_Day], *, width: int = 720, height: int = 160) -> list[Bar]:
-    """Server-rendered SVG bars of credits charged per group (no JavaScript)."""
+SPEND_CHART_WIDTH, SPEND_CHART_HEIGHT = 960, 160
+# Room under the bars for the day labels, and on each side for half a label ("11-30" at
+# 10px is about 30 units wide), so the first and the last label stay inside the viewBox.
+_LABEL_ROOM = 20
+_SIDE_ROOM = 18
+
+
+def bar_chart(
+    groups: list[_Day], *, width: int = SPEND_CHART_WIDTH, height: int = SPEND_CHART_HEIGHT
+) -> list[Bar]:
+    """Server-rendered SVG bars of credits charged per group (no JavaScript); every fifth
+    day is labelled, counting back from the last one."""
     if not groups:
         return []
     top = max(float(g.charged or 0) for g in groups) or 1.0
-    slot = width / len(groups)
+    slot = (width - 2 * _SIDE_ROOM) / len(groups)
     bars = []
     for i, group in enumerate(groups):
         value = float(group.charged or 0)
-        bar_height = (height - 20) * value / top
+        bar_height = (height - _LABEL_ROOM) * value / top
+        left = _SIDE_ROOM + i * slot
         bars.append(
             Bar(
-                i * slot + slot * 0.1,
-                height - 20 - bar_height,
+                left + slot * 0.1,
+                height - _LABEL_ROOM - bar_height,
                 slot * 0.8,
                 bar_height,
                 group.key[5:10] if (len(groups) - 1 - i) % 5 == 0 else "",
+                left + slot / 2,
                 value,
+                group.key[:10],
             )
         )
     return bars
@@ -154,6 +264,9 @@ async def spend_page(runtime: Runtime) -> dict[str, object]:
     return {
         "daily": daily,
         "bars": bar_chart(_every_day(daily.groups, now, 30)),
+        "chart_width": SPEND_CHART_WIDTH,
+        "chart_height": SPEND_CHART_HEIGHT,
+        "chart_baseline": SPEND_CHART_HEIGHT - _LABEL_ROOM,
         "kinds": await spend.summary(runtime.db, "kind"),
         "models": await spend.summary(runtime.db, "model"),
         "findings": (await spend.findings(runtime.db, limit=FINDINGS_SHOWN)).data,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,10 @@ from litestar import Request
 from litestar.openapi.plugins import RapidocRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
+from markupsafe import Markup
+
+from receiver.spend.reports import runway_days_text
+from storage.types import utcnow
 
 __all__ = ["LocalRapidoc", "template_config"]
 
@@ -31,16 +35,24 @@ def template_config(directory: Path) -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(directory), autoescape=select_autoescape(default=True)
     )
-    environment.filters.update(when=_when, credits=_credits, filesize=_filesize)
+    environment.filters.update(
+        when=_when, credits=_credits, filesize=_filesize, runway_days=runway_days_text
+    )
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
-def _when(value: Any) -> str:
+def _when(value: Any) -> Markup | str:
+    """A moment, short enough for a table cell (the year only when it is not this one), on
+    one line (CSS keeps `time` from wrapping), with the full ISO time in its tooltip."""
     if value is None or value == "":
         return "-"
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)  # stored times are UTC
+    moment = moment.astimezone(UTC)
+    iso = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    shown = moment.strftime("%b %d %H:%M:%S" if moment.year == utcnow().year else "%Y-%m-%d %H:%M")
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, shown)
 
 
 def _credits(value: Any) -> str:

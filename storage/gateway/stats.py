@@ -5,21 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import cast, func, select
+from sqlalchemy import cast, func, literal, select
 from sqlalchemy.types import Float
 
 from storage.db import Connection
 from storage.gateway._common import record_select, records
 from storage.models import DELIVERY, FINDING, JOB, OUTPUT
-from storage.records import AtRiskOutput
-from storage.states import OutputState
+from storage.records import AtRiskOutput, JobEndings
+from storage.states import DeliveryStatus, OutputState, Source
 
 __all__ = [
     "deliveries_per_minute",
+    "job_endings",
     "open_findings_by_code",
     "recent_outputs_at_risk",
     "terminal_via_by_day",
-    "terminal_via_counts",
 ]
 
 
@@ -37,22 +37,40 @@ def deliveries_per_minute(conn: Connection, since: datetime, minutes: int) -> di
         .where(DELIVERY.c.received_at >= since)
         .group_by(DELIVERY.c.status, bucket)
     )
+    # copies are counted on their first delivery, so they fall in the minute of the last one
+    last_copy = func.floor((_epoch(conn, DELIVERY.c.last_duplicate_at) - since.timestamp()) / 60)
+    copies = (
+        select(literal(DeliveryStatus.DUPLICATE.value), last_copy, func.sum(DELIVERY.c.duplicates))
+        .where(DELIVERY.c.last_duplicate_at >= since)
+        .group_by(last_copy)
+    )
     series: dict[str, list[int]] = {}
-    for status, minute, count in conn.execute(stmt):
+    for status, minute, count in [*conn.execute(stmt), *conn.execute(copies)]:
         index = int(minute)
         if 0 <= index < minutes:
             series.setdefault(status, [0] * minutes)[index] += int(count)
     return series
 
 
-def terminal_via_counts(conn: Connection, since: datetime) -> dict[str, int]:
-    """How jobs that ended since `since` were first seen terminal (webhook, poll, sweep…)."""
+def job_endings(conn: Connection, since: datetime) -> JobEndings:
+    """How jobs that ended since `since` were first seen terminal (webhook, poll, sweep…),
+    apart for those the receiver expected a webhook for: the jobs it created (the create
+    request's idempotency key is on the row) and those a webhook told it of first. A job first
+    found by a sweep or a poll, or tracked by id, was created by another backend, whose
+    webhooks may well go elsewhere."""
+    created_here = JOB.c.idempotency_key.is_not(None)
     stmt = (
-        select(JOB.c.terminal_via, func.count())
+        select(JOB.c.first_seen_via, created_here, JOB.c.terminal_via, func.count())
         .where(JOB.c.terminal.is_(True), JOB.c.completed_at >= since)
-        .group_by(JOB.c.terminal_via)
+        .group_by(JOB.c.first_seen_via, created_here, JOB.c.terminal_via)
     )
-    return {via or "unknown": int(n) for via, n in conn.execute(stmt)}
+    expected: dict[str, int] = {}
+    not_expected: dict[str, int] = {}
+    for first_seen_via, made_here, terminal_via, count in conn.execute(stmt):
+        counts = expected if made_here or first_seen_via == Source.WEBHOOK else not_expected
+        via = terminal_via or "unknown"
+        counts[via] = counts.get(via, 0) + int(count)
+    return JobEndings(webhook_expected=expected, no_webhook_expected=not_expected)
 
 
 def recent_outputs_at_risk(

@@ -18,6 +18,7 @@ from storage.records.base import (
 from storage.records.jobs import (
     ArchivedBlob,
     AtRiskOutput,
+    JobEndings,
     JobEventRecord,
     JobRecord,
     JobRequestRecord,
@@ -81,6 +82,7 @@ __all__ = [
     "EventRecord",
     "FindingRecord",
     "FindingUpdate",
+    "JobEndings",
     "JobEventRecord",
     "JobMoney",
     "JobRecord",

@@ -9,6 +9,7 @@ from storage.records.base import UNSET, Change, Record, UnsetType
 __all__ = [
     "ArchivedBlob",
     "AtRiskOutput",
+    "JobEndings",
     "JobEventRecord",
     "JobRecord",
     "JobRequestRecord",
@@ -144,6 +145,14 @@ class OutputCounts(Record, frozen=True):
     none: int = 0
     at_risk: int = 0  # pending, with a deadline before the time asked about
     bytes: int = 0  # of archived outputs
+
+
+class JobEndings(Record, frozen=True):
+    """Jobs that reached their final status, counted by the road it came by (`webhook`,
+    `poll`, `sweep`, `api`), kept apart for the jobs the receiver expected a webhook for."""
+
+    webhook_expected: dict[str, int]
+    no_webhook_expected: dict[str, int]
 
 
 class ArchivedBlob(Record, frozen=True):

@@ -97,7 +97,6 @@ async def show_overview(request: Request[Any, Any, Any], runtime: RuntimeDep) ->
         "overview.html",
         "overview",
         o=await dashboard.overview(runtime),
-        spark=dashboard.sparkline_points,
         credits=await dashboard.credits_card(runtime),
     )
 
