@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,8 +12,9 @@ from receiver.cli.common import (
     settings_from,
     with_db,
 )
-from storage import gateway
-from storage.db import Database
+
+if TYPE_CHECKING:  # imported by the command itself, so that --help starts quickly
+    from storage.db import Database
 
 __all__ = ["archive"]
 
@@ -27,12 +28,14 @@ def archive() -> None:
 @click.pass_context
 def archive_verify(ctx: click.Context) -> None:
     """Re-hash every archived blob; exit 1 if any is missing or corrupt."""
+    from storage import gateway
     from storage.blobs import BlobStore
 
     settings = settings_from(ctx)
-    blobs = BlobStore.from_url(settings.media_url)
 
-    async def verify(db: Database) -> tuple[int, int, list[str]]:
+    async def verify(db: Database) -> tuple[str, int, int, list[str]]:
+        # Opened once the database is known to exist: opening a folder store makes the folder.
+        blobs = BlobStore.from_url(settings.media_url)
         rows = await db.read(gateway.archived_blobs)
         problems: list[str] = []
         total = 0
@@ -42,13 +45,13 @@ def archive_verify(ctx: click.Context) -> None:
                 total += row.size or 0
                 if problem:
                     problems.append(f"{row.sha256} (e.g. {row.job_id}): {problem}")
-        return len(rows), total, problems
+        return blobs.describe(), len(rows), total, problems
 
-    count, total, problems = run(with_db(settings, verify))
+    where, count, total, problems = run(with_db(settings, verify))
     for problem in problems:
         click.echo(problem)
     click.echo(
-        f"checked {count} blobs ({total} bytes) in {blobs.describe()}: "
+        f"checked {count} blobs ({total} bytes) in {where}: "
         f"{len(problems)} missing or corrupt"
     )
     if problems:

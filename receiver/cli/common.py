@@ -4,17 +4,22 @@ that is known to be migrated, and plain tables."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+import importlib
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import msgspec
 
 from receiver.settings import Settings, SettingsError
-from storage.db import Database
-from storage.migrate import current_revision, head_revision
+
+if TYPE_CHECKING:  # the database code is imported by the commands that open one, not by --help
+    from storage.db import Database
 
 __all__ = [
+    "LazyCommand",
+    "OneLineUsageError",
     "ReceiverGroup",
     "migrated_db",
     "open_runtime",
@@ -29,12 +34,71 @@ __all__ = [
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command the group knows by name and one-sentence help; its module is imported only
+    when it runs or shows its own help, so `--help` does not pay for every command's imports."""
+
+    import_path: str  # "package.module:attribute"
+    short_help: str
+
+
 class ReceiverGroup(click.Group):
-    """Turns any unexpected exception into one line on stderr and exit status 1."""
+    """Turns any unexpected exception into one line on stderr and exit status 1, and a usage
+    error into one line and exit status 2. Commands given as `lazy_commands` are imported when
+    used."""
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy_commands: Mapping[str, LazyCommand] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = self.lazy_commands.get(cmd_name)
+        if lazy is not None and cmd_name not in self.commands:
+            self.add_command(_import_command(lazy.import_path), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the names and sentences alone: nothing is imported."""
+        shown = [
+            name
+            for name in self.list_commands(ctx)
+            if name in self.lazy_commands or not self.commands[name].hidden
+        ]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(map(len, shown))
+        rows = [
+            (
+                name,
+                self.lazy_commands[name].short_help
+                if name in self.lazy_commands
+                else self.commands[name].get_short_help_str(limit),
+            )
+            for name in shown
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except SettingsError as exc:
@@ -42,6 +106,33 @@ class ReceiverGroup(click.Group):
         except Exception as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise click.ClickException(message[:400]) from None
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line, `Error: … (see '… --help')`, without the usage text."""
+
+    def __init__(self, message: str, command_path: str | None) -> None:
+        super().__init__(message)
+        self.command_path = command_path
+
+    def format_message(self) -> str:
+        hint = f" (see '{self.command_path} --help')" if self.command_path else ""
+        return " ".join(self.message.split()) + hint
+
+
+def _one_line(error: click.UsageError) -> click.UsageError:
+    if isinstance(error, click.exceptions.NoArgsIsHelpError | OneLineUsageError):
+        return error  # a group run without a command shows its help, as click does
+    command_path = error.ctx.command_path if error.ctx is not None else None
+    return OneLineUsageError(error.format_message(), command_path)
+
+
+def _import_command(import_path: str) -> click.Command:
+    module_name, _, attribute = import_path.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{import_path} is not a click command")
+    return command
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -54,6 +145,11 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 async def migrated_db(settings: Settings) -> Database:
+    """The database, if it has the schema this code expects; creates nothing if it has not."""
+    from storage.db import Database
+    from storage.migrate import current_revision, head_revision
+
+    _require_sqlite_file(settings)
     db = Database(settings.database_url)
     try:
         current = await current_revision(db)
@@ -64,6 +160,23 @@ async def migrated_db(settings: Settings) -> Database:
         await db.dispose()
         raise click.ClickException("the database is not migrated; run `aurous-receiver migrate`")
     return db
+
+
+def _require_sqlite_file(settings: Settings) -> None:
+    """Refuse a SQLite database that is not there yet: opening it would leave an empty
+    database file (and its folder) behind a command that then fails."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import normalize_url
+
+    parsed = make_url(normalize_url(settings.database_url))
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if not path.exists():
+        raise click.ClickException(
+            f"no database at {path.resolve()} yet; run `aurous-receiver migrate`"
+        )
 
 
 async def with_db(settings: Settings, action: Any) -> Any:
@@ -78,6 +191,7 @@ async def open_runtime(settings: Settings) -> Any:
     """The service's runtime without background ticks, for one-off commands."""
     from receiver.runtime import open_runtime as open_service_runtime
 
+    _require_sqlite_file(settings)
     return await open_service_runtime(settings.with_overrides(background=False))
 
 
@@ -87,6 +201,8 @@ def when(value: Any) -> str:
 
 def print_json(value: object) -> None:
     """What the API would answer, indented (records and views encode as the API's JSON)."""
+    import msgspec
+
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
 
 

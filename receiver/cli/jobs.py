@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import msgspec
 
 from receiver.cli.common import print_json, print_table, run, settings_from, when, with_db
-from receiver.generation import JOB_ID_PATTERN
-from receiver.jobs import views as jobs
-from receiver.jobs.tracker import JobTracker
-from storage.db import Database
+from storage.states import JobKind, JobStatus
+
+if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
+    from receiver.jobs import views as jobs
+    from storage.db import Database
 
 __all__ = ["jobs_group"]
 
@@ -20,8 +22,8 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--status")
-@click.option("--kind", type=click.Choice(["image", "video", "unknown"]))
+@click.option("--status", type=click.Choice([status.value for status in JobStatus]))
+@click.option("--kind", type=click.Choice([kind.value for kind in JobKind]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 @click.pass_context
@@ -29,6 +31,8 @@ def jobs_list(
     ctx: click.Context, status: str | None, kind: str | None, limit: int, as_json: bool
 ) -> None:
     """List tracked jobs, newest first."""
+    from receiver.jobs import views as jobs
+
     page = run(
         with_db(
             settings_from(ctx),
@@ -61,6 +65,9 @@ def jobs_list(
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str) -> None:
     """Show one job with its outputs and event history (JSON)."""
+    import msgspec
+
+    from receiver.jobs import views as jobs
 
     async def fetch(db: Database) -> tuple[jobs.Job | None, list[jobs.JobEvent] | None]:
         return await jobs.get_job(db, job_id), await jobs.job_events(db, job_id)
@@ -76,6 +83,10 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 @click.pass_context
 def jobs_track(ctx: click.Context, job_id: str) -> None:
     """Start tracking JOB_ID (img_… or vid_…); polling fills in its state."""
+    from receiver.generation import JOB_ID_PATTERN
+    from receiver.jobs import views as jobs
+    from receiver.jobs.tracker import JobTracker
+
     if not JOB_ID_PATTERN.match(job_id):
         raise click.BadParameter("must look like img_… or vid_…", param_hint="JOB_ID")
 

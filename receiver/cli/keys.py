@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,11 +15,12 @@ from receiver.cli.common import (
     when,
     with_db,
 )
-from receiver.runtime import load_secret_box
 from receiver.settings import Settings, parse_duration
-from receiver.webhooks.keyring import SecretStore
-from storage.db import Database
-from storage.types import utcnow
+
+if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
+    from receiver.webhooks.keyring import SecretStore
+    from storage.db import Database
+    from storage.records import SecretRecord
 
 __all__ = ["endpoint", "secrets"]
 
@@ -29,9 +30,17 @@ def secrets() -> None:
     """Manage the webhook keyring."""
 
 
+def _secret_store(db: Database, settings: Settings) -> SecretStore:
+    """The keyring of a database known to be migrated. The master key is read (made, the first
+    time) only now, so that a command failing before this point leaves no key file behind."""
+    from receiver.runtime import load_secret_box
+    from receiver.webhooks.keyring import SecretStore
+
+    return SecretStore(db, load_secret_box(settings))
+
+
 def _with_secrets(settings: Settings, action: Any) -> Any:
-    box = load_secret_box(settings)
-    return run(with_db(settings, lambda db: action(SecretStore(db, box))))
+    return run(with_db(settings, lambda db: action(_secret_store(db, settings))))
 
 
 @secrets.command("add")
@@ -41,8 +50,12 @@ def _with_secrets(settings: Settings, action: Any) -> Any:
 @click.pass_context
 def secrets_add(ctx: click.Context, secret: str, expires_in: str | None, label: str | None) -> None:
     """Trust SECRET for webhook signatures (use - to read it from stdin)."""
+    from receiver.webhooks.keyring import validate_secret
+    from storage.types import utcnow
+
     if secret == "-":
         secret = sys.stdin.readline().strip()
+    secret = validate_secret(secret)  # before anything is written
     expires_at = utcnow() + timedelta(seconds=parse_duration(expires_in)) if expires_in else None
     secret_id = _with_secrets(
         settings_from(ctx),
@@ -56,12 +69,11 @@ def secrets_add(ctx: click.Context, secret: str, expires_in: str | None, label: 
 def secrets_list(ctx: click.Context) -> None:
     """Show every secret: preview, state, expiry, last match."""
     rows = _with_secrets(settings_from(ctx), lambda store: store.list())
-    now = utcnow()
     table = [("ID", "STATE", "PREVIEW", "SOURCE", "EXPIRES", "LAST MATCHED", "MATCHES", "LABEL")]
     table += [
         (
             str(s.id),
-            s.state(now),
+            s.state,
             s.preview,
             s.source,
             when(s.expires_at),
@@ -101,12 +113,40 @@ def _client(settings: Settings) -> Any:
     )
 
 
-@endpoint.command("register")
+def _endpoint_label(endpoint_id: str, url: str | None) -> str:
+    """How the keyring names an endpoint's secret: `endpoint we_… https://…` (the URL is how a
+    second registration of it is noticed; labels written before had no URL)."""
+    return f"endpoint {endpoint_id} {url}" if url else f"endpoint {endpoint_id}"
+
+
+def _label_parts(secret: SecretRecord) -> tuple[str, str | None] | None:
+    """(endpoint id, URL or None) of an endpoint's secret, None for other secrets."""
+    parts = (secret.label or "").split(" ", 2)
+    if secret.source != "endpoint" or len(parts) < 2 or parts[0] != "endpoint":
+        return None
+    return parts[1], parts[2] if len(parts) == 3 else None
+
+
+async def _stored_secrets(db: Database) -> list[SecretRecord]:
+    from storage import gateway
+
+    return await db.read(gateway.list_secrets)
+
+
+@endpoint.command("register", short_help="Register URL at Aurous; keep its secret in the keyring.")
 @click.argument("url")
 @click.option("--events", default="*", help="Comma-separated event types; * (all) by default.")
 @click.option("--description", default="aurous-receiver", show_default=True)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Register URL although it is registered already (Aurous then sends it every event "
+    "once per registration).",
+)
 @click.pass_context
-def endpoint_register(ctx: click.Context, url: str, events: str, description: str) -> None:
+def endpoint_register(
+    ctx: click.Context, url: str, events: str, description: str, force: bool
+) -> None:
     """Register URL at Aurous and store its signing secret in the keyring."""
     settings = settings_from(ctx)
     event_list = [e.strip() for e in events.split(",") if e.strip()]
@@ -114,12 +154,20 @@ def endpoint_register(ctx: click.Context, url: str, events: str, description: st
     async def go(db: Database) -> tuple[str, int]:
         client = _client(settings)
         try:
+            if not force:
+                for stored in await _stored_secrets(db):
+                    known = _label_parts(stored)
+                    if known is not None and known[1] == url:
+                        raise click.ClickException(
+                            f"{url} is already registered as {known[0]} (keyring secret "
+                            f"#{stored.id}); add --force to register it again"
+                        )
             created = await client.create_webhook_endpoint(url, event_list, description)
         finally:
             await client.aclose()
-        store = SecretStore(db, load_secret_box(settings))
+        store = _secret_store(db, settings)
         secret_id = await store.add(
-            created["secret"], source="endpoint", label=f"endpoint {created['id']}"
+            created["secret"], source="endpoint", label=_endpoint_label(str(created["id"]), url)
         )
         return str(created["id"]), secret_id
 
@@ -127,7 +175,7 @@ def endpoint_register(ctx: click.Context, url: str, events: str, description: st
     click.echo(f"registered {endpoint_id}; its signing secret is in the keyring as #{secret_id}")
 
 
-@endpoint.command("rotate")
+@endpoint.command("rotate", short_help="Rotate an endpoint's secret; the old one expires later.")
 @click.argument("endpoint_id")
 @click.option("--grace", default="24h", help="How long the old secret verifies (24h; 0: stop).")
 @click.pass_context
@@ -139,13 +187,18 @@ def endpoint_rotate(ctx: click.Context, endpoint_id: str, grace: str) -> None:
     async def go(db: Database) -> tuple[int, list[int]]:
         client = _client(settings)
         try:
+            # The new secret takes the label of the endpoint's newest one, URL included.
+            urls = [
+                known[1]
+                for known in map(_label_parts, await _stored_secrets(db))
+                if known is not None and known[0] == endpoint_id
+            ]
             rotated = await client.rotate_webhook_secret(endpoint_id)
         finally:
             await client.aclose()
-        store = SecretStore(db, load_secret_box(settings))
-        return await store.replace(
-            rotated["secret"], label=f"endpoint {endpoint_id}", grace=timedelta(seconds=grace_s)
-        )
+        store = _secret_store(db, settings)
+        label = _endpoint_label(endpoint_id, urls[-1] if urls else None)
+        return await store.replace(rotated["secret"], label=label, grace=timedelta(seconds=grace_s))
 
     new_id, expiring = run(with_db(settings, go))
     click.echo(

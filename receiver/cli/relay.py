@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from receiver.cli.common import print_json, print_table, run, settings_from, when, with_db
-from receiver.relay.destinations import DestinationChange, DestinationStore, NewDestination
-from receiver.relay.replay import replay_event, replay_range
-from receiver.runtime import load_secret_box
 from receiver.settings import Settings, parse_duration
-from receiver.spend.reports import parse_moment
-from storage import gateway
-from storage.db import Database
+
+if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
+    from receiver.relay.destinations import DestinationStore
+    from storage.db import Database
 
 __all__ = ["destinations", "events"]
 
 
+def _destination_store(db: Database, settings: Settings) -> DestinationStore:
+    """The destinations of a database known to be migrated; the master key is read (made, the
+    first time) only now, so that a command failing before leaves no key file behind."""
+    from receiver.relay.destinations import DestinationStore
+    from receiver.runtime import load_secret_box
+
+    return DestinationStore(db, load_secret_box(settings))
+
+
 def _with_store(settings: Settings, action: Any) -> Any:
-    box = load_secret_box(settings)
-    return run(with_db(settings, lambda db: action(DestinationStore(db, box))))
+    return run(with_db(settings, lambda db: action(_destination_store(db, settings))))
 
 
 def _csv(value: str | None) -> list[str]:
@@ -33,7 +39,7 @@ def destinations() -> None:
     """Endpoints of your app that every job change is pushed to (signed, retried, in order)."""
 
 
-@destinations.command("add")
+@destinations.command("add", short_help="Push events to URL; shows its secret once.")
 @click.argument("url")
 @click.option("--events", "patterns", default="*", help="Event patterns, e.g. job.*,output.*")
 @click.option("--kind", type=click.Choice(["image", "video"]), help="Only jobs of this kind.")
@@ -43,6 +49,8 @@ def destinations_add(
     ctx: click.Context, url: str, patterns: str, kind: str | None, label: str | None
 ) -> None:
     """Push events to URL; prints its id and signing secret (shown this once)."""
+    from receiver.relay.destinations import NewDestination
+
     request = NewDestination(url, _csv(patterns), kind, label)
     created = _with_store(settings_from(ctx), lambda store: store.add(request))
     click.echo(f"destination {created.id}")
@@ -87,7 +95,7 @@ def destinations_enable(ctx: click.Context, destination_id: str) -> None:
     _switch(ctx, destination_id, enabled=True)
 
 
-@destinations.command("disable")
+@destinations.command("disable", short_help="Stop pushing to DESTINATION_ID for now.")
 @click.argument("destination_id")
 @click.pass_context
 def destinations_disable(ctx: click.Context, destination_id: str) -> None:
@@ -96,6 +104,8 @@ def destinations_disable(ctx: click.Context, destination_id: str) -> None:
 
 
 def _switch(ctx: click.Context, destination_id: str, *, enabled: bool) -> None:
+    from receiver.relay.destinations import DestinationChange
+
     change = DestinationChange(enabled=enabled)
     _with_store(settings_from(ctx), lambda store: store.change(destination_id, change))
     click.echo(f"{'enabled' if enabled else 'disabled'} {destination_id}")
@@ -110,7 +120,9 @@ def destinations_remove(ctx: click.Context, destination_id: str) -> None:
     click.echo(f"removed {destination_id}")
 
 
-@destinations.command("rotate-secret")
+@destinations.command(
+    "rotate-secret", short_help="A new signing secret; the old one signs on for --grace."
+)
 @click.argument("destination_id")
 @click.option("--grace", default="24h", help="How long the old secret signs too (24h; 0: stop).")
 @click.pass_context
@@ -138,6 +150,7 @@ def events_list(
     ctx: click.Context, after: int, types: str | None, job_id: str | None, limit: int
 ) -> None:
     """Events oldest first, from a cursor (the POSITION column)."""
+    from storage import gateway
 
     async def read(db: Database) -> Any:
         return await db.read(
@@ -155,7 +168,7 @@ def events_list(
     print_table(rows)
 
 
-@events.command("replay")
+@events.command("replay", short_help="Push events to a destination again, with their ids.")
 @click.argument("event_id", required=False)
 @click.option("--destination", "destination_id", required=True, help="Where to push them.")
 @click.option("--since", help="With --until: every event of this time range (UTC).")
@@ -170,6 +183,8 @@ def events_replay(
 ) -> None:
     """Push EVENT_ID (or every event from --since to --until) to a destination again, with
     the original ids."""
+    from receiver.relay.replay import replay_event, replay_range
+
     window = _window(since, until)
     if (event_id is None) == (window is None):
         raise click.UsageError("give an EVENT_ID, or --since and --until")
@@ -185,6 +200,8 @@ def events_replay(
 
 
 def _window(since: str | None, until: str | None) -> tuple[datetime, datetime] | None:
+    from receiver.spend.reports import parse_moment
+
     if since is None and until is None:
         return None
     start, end = parse_moment(since, "since"), parse_moment(until, "until")

@@ -8,21 +8,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import msgspec
 
 from receiver.cli.common import open_runtime, print_json, print_table, run, settings_from, with_db
-from receiver.csv_cells import SafeWriter
-from receiver.errors import ReceiverError
-from receiver.spend import reports
-from receiver.spend.rules import credits_text
-from storage.db import Database
-from storage.types import utcnow
+
+if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
+    from receiver.spend import reports
+    from storage.db import Database
 
 __all__ = ["spend"]
 
+# What `--by` accepts: `reports.GROUPINGS`, written out so that --help needs no database code
+# (tests/unit/test_cli_fast.py checks that the two agree).
+GROUPINGS = ("day", "kind", "model", "status")
 _LEASE_WAITS = 90  # seconds to wait for another pass (a running service's) to end
 _MONEY = ("charged", "held", "released", "refunded")
 
@@ -32,6 +32,8 @@ def _db_action(ctx: click.Context, action: Any) -> Any:
 
 
 def _checked(report: Any) -> Any:
+    from receiver.errors import ReceiverError
+
     async def go(db: Database) -> Any:
         try:
             return await report(db)
@@ -46,6 +48,8 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def _credits(value: float | None) -> str:
+    from receiver.spend.rules import credits_text
+
     return "-" if value is None else credits_text(round(value * 1_000_000))
 
 
@@ -54,8 +58,8 @@ def spend() -> None:
     """Audit credit spend: where the credits went, and where money and jobs disagree."""
 
 
-@spend.command("report")
-@click.option("--by", type=click.Choice(reports.GROUPINGS), default="day", show_default=True)
+@spend.command("report", short_help="Credits charged, held, released and refunded.")
+@click.option("--by", type=click.Choice(GROUPINGS), default="day", show_default=True)
 @click.option("--since", help="From this date or time (UTC), e.g. 2026-05-01.")
 @click.option("--until", help="Up to (not including) this date or time (UTC).")
 @click.option(
@@ -70,6 +74,10 @@ def spend_report(
     ctx: click.Context, by: str, since: str | None, until: str | None, fmt: str
 ) -> None:
     """Credits charged, held, released and refunded per day, kind, model or status."""
+    import msgspec
+
+    from receiver.spend import reports
+    from storage.types import utcnow
 
     async def report(db: Database) -> tuple[reports.SpendSummary, reports.Runway]:
         start = reports.parse_moment(since, "since")
@@ -99,6 +107,8 @@ def _summary_rows(summary: reports.SpendSummary) -> list[Sequence[str]]:
 
 
 def _write_csv(summary: reports.SpendSummary) -> None:
+    from receiver.csv_cells import SafeWriter
+
     writer = SafeWriter(sys.stdout)
     writer.writerow((summary.by, *_MONEY, "jobs"))
     for key, money in _groups(summary):
@@ -109,7 +119,7 @@ def _amounts(money: reports.Money) -> list[str]:
     return [_credits(getattr(money, name)) for name in _MONEY]
 
 
-@spend.command("findings")
+@spend.command("findings", short_help="Where money and jobs disagree, and why.")
 @click.option(
     "--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True
 )
@@ -117,6 +127,8 @@ def _amounts(money: reports.Money) -> list[str]:
 @click.pass_context
 def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
     """Where money and jobs disagree, each with its job, amounts and reason."""
+    from receiver.spend import reports
+
     found = _db_action(ctx, _checked(lambda db: reports.findings(db, status))).data
     if as_json:
         print_json(found)
@@ -144,6 +156,8 @@ def spend_findings(ctx: click.Context, status: str, as_json: bool) -> None:
 @click.pass_context
 def spend_sync(ctx: click.Context) -> None:
     """Sync the ledger, snapshot the balance and evaluate findings now."""
+    from receiver.spend import reports
+    from storage.types import utcnow
 
     async def go() -> Any:
         runtime = await open_runtime(settings_from(ctx))
