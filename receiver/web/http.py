@@ -52,6 +52,10 @@ _PAGE_POLICY = (
     b"base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
 )
 
+_ROUTER_ERROR_HEADERS = {
+    name.decode(): value.decode() for name, value in [*_SECURITY_HEADERS, _PAGE_POLICY]
+}
+
 _CODE_BY_STATUS = {
     400: "invalid_request",
     401: "unauthorized",
@@ -72,11 +76,16 @@ def current_request_id() -> str | None:
 def error_response(error: ReceiverError) -> Response[bytes]:
     """The envelope for `error`, with this request's id."""
     status = error.http_status
+    request_id = current_request_id()
+    headers = error.headers
+    if request_id is None:  # the router refused (404, 405) before any middleware ran
+        request_id = new_id("rcv_")
+        headers = {**_ROUTER_ERROR_HEADERS, REQUEST_ID_HEADER: request_id, **headers}
     body: dict[str, str | None] = {
         "type": error_type(status),
         "code": error.code,
         "message": error.message,
-        "request_id": current_request_id(),
+        "request_id": request_id,
     }
     if error.param is not None:
         body["param"] = error.param
@@ -85,7 +94,7 @@ def error_response(error: ReceiverError) -> Response[bytes]:
         msgspec.json.encode({"error": body}),
         status_code=status,
         media_type="application/json",
-        headers=error.headers,
+        headers=headers,
     )
 
 

@@ -454,3 +454,14 @@ async def test_the_session_cookie_is_secure_when_asked(tmp_path: Path, sqlite_ur
                 "/login", data={"token": ADMIN_TOKEN}, follow_redirects=False
             )
             assert ("secure" in answer.headers["set-cookie"].lower()) is expected
+
+
+async def test_every_answer_has_a_request_id_even_the_routers_own(client: Client) -> None:
+    del client.headers["Authorization"]
+    for method, path in (("PUT", "/webhooks/aurous"), ("GET", "/no/such/page"), ("POST", "/")):
+        answer = await client.request(method, path)
+        assert answer.status_code in (404, 405), (method, path, answer.text)
+        request_id = answer.headers["receiver-request-id"]
+        assert request_id.startswith("rcv_")
+        assert answer.json()["error"]["request_id"] == request_id
+        assert answer.headers["x-content-type-options"] == "nosniff"
