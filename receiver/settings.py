@@ -63,7 +63,8 @@ class Settings:
     event_retention_days: int = 30
     relay_retry_scale: float = 1.0  # shrinks the push retry schedule (tests, demos)
     session_ttl_s: int = 12 * 3600  # a dashboard sign-in lasts this long
-    cookie_secure: bool | None = None  # None: Secure unless the request came over plain http
+    # None: `serve` makes it on unless it listens on loopback; in-process, Secure over HTTPS
+    cookie_secure: bool | None = None
     max_connections: int = 2048  # open HTTP connections; more are refused with 503
     max_header_bytes: int = 64 * 1024
     header_timeout_s: float = 10.0  # to finish sending the request line and headers

@@ -38,6 +38,8 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
     settings = settings_from(ctx)
     if settings.public_url is None:  # download links in events point back here
         settings = settings.with_overrides(public_url=f"http://{host}:{port}")
+    if settings.cookie_secure is None:  # reachable beyond this machine: HTTPS is the way in
+        settings = settings.with_overrides(cookie_secure=not _is_loopback(host))
     configure_logging(settings.log_format)
     if migrate:
         run(_migrate(settings))
@@ -50,6 +52,17 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
         timeout_graceful_shutdown=10,
         **uvicorn_options(settings),  # connection limits: receiver/web/limits.py
     )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command()
