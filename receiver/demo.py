@@ -1,5 +1,10 @@
 """`aurous-receiver demo`: the simulator and the receiver wired together on loopback, a mixed
-workload, a live table until everything settles, then both keep running until Ctrl-C."""
+workload, a live table until everything settles, then both keep running until Ctrl-C.
+
+The workload is an honest account: no two requests are alike, so the spend audit has nothing to
+say about it, except about the one anomaly the demo injects on purpose and labels (a request
+sent twice), so that the Spend page shows what a finding looks like.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,13 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +39,69 @@ from storage.states import NON_TERMINAL
 
 __all__ = ["run_demo"]
 
-IMAGES, VIDEOS, ELSEWHERE = 24, 6, 10
 SETTLE_TIMEOUT_S = 120
+# Open requests (a dashboard tab polling) get this long to finish when Ctrl-C stops the receiver.
+_GRACEFUL_STOP_S = 3
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
+
+# What a small team might ask for in an afternoon: no two requests alike. (The audit flags a
+# request repeated within a minute as a duplicate, so a demo that repeated itself would report
+# anomalies of its own making.)
+_Body = dict[str, str | int | bool]  # a create request's JSON body
+_IMAGE_REQUESTS: tuple[_Body, ...] = (
+    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2"},
+    {"prompt": "a red fox in fresh snow", "size": "2k_1_1", "count": 2},
+    {"prompt": "neon city street in the rain", "size": "2k_16_9"},
+    {"prompt": "a quiet tea garden in the mist", "size": "2k_4_3"},
+    {"prompt": "an astronaut reading in a hammock", "size": "2k_2_3"},
+    {"prompt": "bowl of ramen, top-down product shot", "size": "2k_1_1", "count": 3},
+    {"prompt": "paper cranes over a blue desk", "size": "2k_1_1"},
+    {"prompt": "a cosy cabin under the northern lights", "size": "2k_16_9", "count": 2},
+    {"prompt": "isometric tiny bakery, pastel colours", "size": "2k_1_1"},
+    {"prompt": "old map of an imaginary island", "size": "2k_4_3"},
+    {"prompt": "a sailing boat in a storm, oil painting", "size": "2k_3_2", "count": 2},
+    {"prompt": "macro shot of a dew-covered leaf", "size": "2k_1_1"},
+    {"prompt": "a robot watering houseplants", "size": "2k_3_4"},
+    {"prompt": "desert canyon at golden hour", "size": "2k_21_9"},
+    {"prompt": "a cat asleep on a stack of books", "size": "2k_1_1", "count": 2},
+    {"prompt": "retro poster of a mountain railway", "size": "2k_2_3"},
+    {"prompt": "glass greenhouse full of orchids", "size": "2k_4_3"},
+    {"prompt": "a hot air balloon above vineyards", "size": "2k_16_9"},
+    {"prompt": "logo sketch: a hummingbird", "size": "2k_1_1", "count": 4},
+    {"prompt": "underwater city with whales", "size": "2k_16_9"},
+    # Variations of one picture: the same prompt with other seeds is a new request, not a repeat.
+    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2", "seed": 11},
+    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2", "seed": 12},
+    {"prompt": "a red fox in fresh snow", "size": "2k_1_1", "enhance_prompt": True},
+    {"prompt": "neon city street in the rain", "size": "2k_9_16", "negative_prompt": "people"},
+)
+_VIDEO_REQUESTS: tuple[_Body, ...] = (
+    {"prompt": "waves rolling onto a pebble beach", "duration": 3, "resolution": "480p"},
+    {"prompt": "time-lapse of clouds over a city", "duration": 4, "resolution": "720p"},
+    {"prompt": "a paper plane gliding through an office", "duration": 2, "resolution": "480p"},
+    {"prompt": "candle flame flickering in the dark", "duration": 2, "resolution": "720p"},
+    {"prompt": "drone shot over autumn forest", "duration": 4, "resolution": "480p"},
+    {"prompt": "coffee poured into a glass cup", "duration": 3, "resolution": "480p"},
+)
+# Jobs another backend of the same team creates straight at Aurous: the sweep adopts them.
+_ELSEWHERE_PROMPTS = tuple(f"catalogue photo {n}: a ceramic mug, studio light" for n in range(10))
+# The anomaly injected on purpose: one request sent twice under two idempotency keys, as a
+# client that retries without reusing its key would. Aurous bills both jobs.
+_DUPLICATE_LABEL = "sent twice on purpose by the demo"
+_DUPLICATE_REQUEST: _Body = {
+    "prompt": f"a paper boat on a pond ({_DUPLICATE_LABEL})",
+    "size": "2k_1_1",
+}
+_DUPLICATE_KEYS = ("demo-duplicate-on-purpose-1", "demo-duplicate-on-purpose-2")
+EXPECTED_JOBS = len(_IMAGE_REQUESTS) + len(_VIDEO_REQUESTS) + len(_ELSEWHERE_PROMPTS) + 2
+
+
+@dataclass(frozen=True)
+class _Injected:
+    """The duplicate request the demo sent on purpose: the original and its billed repeat."""
+
+    original: str
+    repeat: str
 
 
 def _port(preferred: int) -> int:
@@ -72,6 +140,15 @@ def run_demo(data_dir: Path, receiver_port: int = 8000, simulator_port: int = 89
     from simulator import SimulatorConfig, create_simulator_app
 
     rport, sport = _port(receiver_port), _port(simulator_port)
+    click.echo(
+        f"Starting the Aurous simulator (127.0.0.1:{sport}) and the receiver "
+        f"(127.0.0.1:{rport}); demo data in {data_dir}, wiped at every start."
+    )
+    click.echo(
+        "The simulator misbehaves like a real upstream at times: it drops, repeats, reorders "
+        "and mis-signs some webhooks, answers some GETs with 5xx, cuts some downloads short; "
+        "some jobs fail or are moderated. The receiver is expected to cope."
+    )
     api_key, secret = f"al_live_{secrets.token_hex(32)}", f"whsec_{secrets.token_urlsafe(24)}"
     shutil.rmtree(data_dir, ignore_errors=True)  # demo data only: start clean every time
     simulator = _SimulatorThread(
@@ -103,14 +180,14 @@ def run_demo(data_dir: Path, receiver_port: int = 8000, simulator_port: int = 89
         tick_s=1.0,
         sweep_interval_s=5.0,
     )
-    asyncio.run(_migrate(settings))
-    simulator.start()
     try:
+        asyncio.run(_migrate(settings))
+        simulator.start()
         asyncio.run(_serve_and_drive(settings, rport, sport, api_key))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the receiver was up; afterwards it is handled
         pass
     finally:
-        simulator.stop()
+        simulator.stop()  # last: the receiver's shutdown may still have been talking to it
     click.echo("demo stopped; its data is in " + str(data_dir))
 
 
@@ -122,7 +199,21 @@ async def _migrate(settings: Settings) -> None:
         await db.dispose()
 
 
+class _ReceiverServer(uvicorn.Server):
+    """uvicorn without its own Ctrl-C handling: uvicorn would stop the receiver while the
+    workload still talks to it, and re-raise the signal afterwards, which cancels the demo's
+    clean-up half-way. `_serve_and_drive` takes the signals instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def _serve_and_drive(settings: Settings, rport: int, sport: int, api_key: str) -> None:
+    """Serve until Ctrl-C, then stop in order: the workload, the receiver (whose shutdown stops
+    its background work before closing the clients and the database that work uses), the
+    demo's app; `run_demo` stops the simulator last."""
+    loop = asyncio.get_running_loop()
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",
@@ -130,34 +221,58 @@ async def _serve_and_drive(settings: Settings, rport: int, sport: int, api_key: 
         log_level="warning",
         access_log=False,
         log_config=None,
+        timeout_graceful_shutdown=_GRACEFUL_STOP_S,
     )
-    server = uvicorn.Server(config)
-    driver = asyncio.create_task(_drive(settings, server, rport, sport, api_key))
+    server = _ReceiverServer(config)
+    app = DemoApp()
+    driver = asyncio.create_task(_drive(settings, server, app, rport, sport, api_key))
+
+    def stop_after_a_failed_drive(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            server.should_exit = True  # the error is raised below, once everything is stopped
+
+    def stop() -> None:
+        if server.should_exit:
+            click.echo(f"still stopping: open requests get {_GRACEFUL_STOP_S} s to finish")
+        else:
+            click.echo("\nstopping the demo")  # on a line of its own, after the live table
+        driver.cancel()
+        server.should_exit = True
+
+    driver.add_done_callback(stop_after_a_failed_drive)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
     try:
         await server.serve()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         driver.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await driver
+        await app.stop()
 
 
 async def _drive(
-    settings: Settings, server: uvicorn.Server, rport: int, sport: int, api_key: str
+    settings: Settings,
+    server: uvicorn.Server,
+    app: DemoApp,
+    rport: int,
+    sport: int,
+    api_key: str,
 ) -> None:
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.05)
     token = (settings.data_dir / "admin.token").read_text().strip()
     receiver = f"http://127.0.0.1:{rport}"
-    app = DemoApp()
-    try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            await _connect_app(http, receiver, token, app)
-            await _workload(http, receiver, token, f"http://127.0.0.1:{sport}", api_key)
-            settled = await _watch(settings, IMAGES + VIDEOS + ELSEWHERE)
-        _print_urls(receiver, token, sport, settled)
-        click.echo(f"Your app was told {app.told} events (GET {receiver}/events has them all).")
-    finally:
-        await app.stop()
+    async with httpx.AsyncClient(timeout=30) as http:
+        await _connect_app(http, receiver, token, app)
+        await _workload(http, receiver, token, f"http://127.0.0.1:{sport}", api_key)
+        injected = await _inject_duplicate(http, receiver, token)
+        settled = await _watch(settings, EXPECTED_JOBS)
+        await _report_findings(http, receiver, token, injected)
+    _print_urls(receiver, token, sport, settled)
+    click.echo(f"Your app was told {app.told} events (GET {receiver}/events has them all).")
 
 
 async def _connect_app(http: httpx.AsyncClient, receiver: str, token: str, app: DemoApp) -> None:
@@ -175,19 +290,63 @@ async def _workload(
     http: httpx.AsyncClient, receiver: str, token: str, simulator: str, api_key: str
 ) -> None:
     auth = {"Authorization": f"Bearer {token}"}
-    prompts = ["a lighthouse at dawn", "a fox in the snow", "neon city rain", "a tea garden"]
-    for n in range(IMAGES):
-        body = {"prompt": prompts[n % len(prompts)], "size": "2k_1_1", "count": 1 + n % 2}
+    click.echo(
+        f"Sending the workload: {len(_IMAGE_REQUESTS)} image and {len(_VIDEO_REQUESTS)} video "
+        f"requests through the receiver, {len(_ELSEWHERE_PROMPTS)} images created straight at "
+        "Aurous by 'another backend' (the receiver's sweep finds them)."
+    )
+    for body in _IMAGE_REQUESTS:
         await http.post(f"{receiver}/jobs/images", json=body, headers=auth)
-    for n in range(VIDEOS):
-        body = {"prompt": prompts[n % len(prompts)], "duration": 2 + n % 3, "resolution": "480p"}
+    for body in _VIDEO_REQUESTS:
         await http.post(f"{receiver}/jobs/videos", json=body, headers=auth)
-    for n in range(ELSEWHERE):  # jobs another backend created: the sweep adopts them
+    for prompt in _ELSEWHERE_PROMPTS:
         await http.post(
-            f"{simulator}/v1/images",
-            json={"prompt": f"elsewhere {n}"},
-            headers={"X-Api-Key": api_key},
+            f"{simulator}/v1/images", json={"prompt": prompt}, headers={"X-Api-Key": api_key}
         )
+
+
+async def _inject_duplicate(
+    http: httpx.AsyncClient, receiver: str, token: str
+) -> _Injected | None:
+    """Send one request twice under two idempotency keys: a real anomaly of the account (two
+    jobs billed for one picture) that the audit must report as `duplicate_request`."""
+    job_ids = []
+    for key in _DUPLICATE_KEYS:
+        answer = await http.post(
+            f"{receiver}/jobs/images",
+            json=_DUPLICATE_REQUEST,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        )
+        if answer.status_code != 201:
+            click.echo(f"(the injected duplicate request was refused: {answer.text[:200]})")
+            return None
+        job_ids.append(answer.json()["id"])
+    original, repeat = job_ids
+    click.echo(
+        f"Injected on purpose: the request {json.dumps(_DUPLICATE_REQUEST['prompt'])} sent twice "
+        f"under two idempotency keys ({', '.join(_DUPLICATE_KEYS)}), as a client retrying "
+        f"without its key would. Aurous bills both jobs ({original}, {repeat}); the audit "
+        f"should report {repeat} as a duplicate_request finding on the Spend page."
+    )
+    return _Injected(original, repeat)
+
+
+async def _report_findings(
+    http: httpx.AsyncClient, receiver: str, token: str, injected: _Injected | None
+) -> None:
+    """Run the audit once more now that the jobs are done, and say which findings are open:
+    the injected one, and anything else, which would be news."""
+    auth = {"Authorization": f"Bearer {token}"}
+    await http.post(f"{receiver}/spend/sync", headers=auth)
+    answer = await http.get(f"{receiver}/spend/findings", params={"status": "open"}, headers=auth)
+    findings = answer.json()["data"]
+    planted = [f for f in findings if injected is not None and f["subject"] == injected.repeat]
+    others = [f for f in findings if f not in planted]
+    click.echo(f"Spend audit: {len(findings)} open finding(s).")
+    for finding in planted:
+        click.echo(f"  injected on purpose: {finding['code']}: {finding['reason']}")
+    for finding in others:
+        click.echo(f"  not injected, worth a look: {finding['code']}: {finding['reason']}")
 
 
 async def _watch(settings: Settings, expected_jobs: int) -> bool:

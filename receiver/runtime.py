@@ -88,7 +88,7 @@ class Runtime:
 
     async def close(self) -> None:
         if self.ticker is not None:
-            self.ticker.stop()
+            await self.ticker.stop()
         await self.intake.stop()
         if self.audit is not None:
             await self.audit.stop()

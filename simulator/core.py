@@ -97,7 +97,9 @@ class Simulator:
 
     def media_for(self, job: Job, index: int) -> Media:
         if job.kind == "image":
-            return png_media(self.config.seed, job.sequence, index, job.output_size)
+            return png_media(
+                self.config.seed, job.sequence, index, job.output_size, job.params.get("prompt")
+            )
         return mp4_media(
             self.config.seed, job.sequence, job.output_size, job.params["duration"] * 1000
         )

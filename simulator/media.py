@@ -2,8 +2,10 @@
 
 A file is head bytes + N equal-sized body pieces (the last may be shorter) + tail bytes. Each body
 piece is rebuilt on demand from (seed, stream key, piece number), so serving any Range costs one
-piece of memory. Pixel/sample bytes come from a per-seed pad read at a hashed offset and stamped
-with a per-piece digest: fast, and different for every job, output and piece.
+piece of memory. Video samples and image padding come from a per-seed pad read at a hashed
+offset and stamped with a per-piece digest: fast, and different for every job, output and piece.
+An image's pixels are a picture of its prompt (simulator.picture), so a person can tell outputs
+apart.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import struct
 import zlib
 from collections.abc import Iterator
 from typing import Protocol
+
+from simulator.picture import picture_png
 
 __all__ = ["PIECE", "Media", "mp4_media", "png_media", "stream_sha256"]
 
@@ -79,86 +83,43 @@ class _Blocked:
 
 
 class _Png(_Blocked):
-    """RGB PNG whose IDAT chunks each hold one stored (uncompressed) deflate block.
+    """The prompt's picture (simulator.picture), then padding up to the requested size.
 
-    The zlib header and the Adler-32 trailer sit in IDAT chunks of their own, so every body
-    piece has the same layout and can be built alone; only the trailer needs a pass over all
-    pixels, and that result is cached.
+    The picture's own chunks and a tEXt comment naming the output make the head; the padding is
+    a run of private ancillary chunks (`auPd`, which decoders skip) of one piece each, rebuilt
+    on demand like any other piece; IEND is the tail. The comment differs per output, so no two
+    outputs share their bytes even when they share their prompt.
     """
 
     content_type = "image/png"
-    WIDTH = 256
-    RAW_PER_PIECE = PIECE - 12 - 5
 
-    def __init__(self, seed: int, key: bytes, target_size: int) -> None:
+    def __init__(self, seed: int, key: bytes, target_size: int, prompt: str | None) -> None:
         self.seed = seed
         self.key = key
-        self.row = 1 + 3 * self.WIDTH
-        self.height = self._rows_for(target_size)
-        self.raw_len = self.height * self.row
-        pieces = -(-self.raw_len // self.RAW_PER_PIECE)
-        # A tEXt comment pads the file to the exact requested size (decoders skip it).
-        filler = target_size - self._size(self.height) - 12 - len(_COMMENT)
-        head = _PNG_SIG + _chunk(b"IHDR", _ihdr(self.WIDTH, self.height))
-        if filler >= 0:
-            head += _chunk(b"tEXt", _COMMENT + b"." * filler)
-        head += _chunk(b"IDAT", b"\x78\x01")
-        super().__init__(head, PIECE, self.raw_len + 17 * pieces, 16 + 12)
-        self._running: tuple[int, int] = (0, 1)  # (next piece, adler so far) for sequential reads
-
-    def _size(self, height: int) -> int:
-        raw = height * self.row
-        return _PNG_FIXED + raw + 17 * -(-raw // self.RAW_PER_PIECE)
-
-    def _rows_for(self, target_size: int) -> int:
-        height = max(1, int((target_size - _PNG_FIXED) / (self.row * (1 + 17 / PIECE))))
-        while height > 1 and self._size(height) + 12 + len(_COMMENT) > target_size:
-            height -= 1
-        return height
-
-    def raw(self, number: int) -> bytes:
-        start = number * self.RAW_PER_PIECE
-        length = min(self.RAW_PER_PIECE, self.raw_len - start)
-        data = bytearray(_noise(self.seed, self.key, number, length))
-        first_filter = (-start) % self.row
-        data[first_filter :: self.row] = bytes(len(range(first_filter, length, self.row)))
-        return bytes(data)
+        comment = _COMMENT + b"aurous simulator " + key + b" seed " + str(seed).encode()
+        picture = picture_png(prompt, target_size - len(comment) - _IEND_LEN)
+        padding = max(0, target_size - len(picture) - len(comment) - _IEND_LEN)
+        # Every padding chunk needs its 12 bytes of framing: a remainder shorter than that goes
+        # into the comment instead.
+        short = padding % PIECE
+        if 0 < short < 12:
+            comment += b" " * short
+            padding -= short
+        ihdr_end = len(_PNG_SIG) + 12 + 13
+        head = picture[:ihdr_end] + _chunk(b"tEXt", comment) + picture[ihdr_end:-_IEND_LEN]
+        super().__init__(head, PIECE, padding, _IEND_LEN)
 
     def piece(self, number: int) -> bytes:
-        raw = self.raw(number)
-        if self._running[0] == number:
-            self._running = (number + 1, zlib.adler32(raw, self._running[1]))
-        final = 1 if number == self.pieces - 1 else 0
-        block = struct.pack("<BHH", final, len(raw), len(raw) ^ 0xFFFF) + raw
-        return _chunk(b"IDAT", block)
-
-    def adler(self) -> int:
-        if self._running[0] == self.pieces:
-            return self._running[1]
-        return _png_adler(self.seed, self.key, self.height)
+        length = min(PIECE, self.body_len - number * PIECE)
+        return _chunk(b"auPd", _noise(self.seed, self.key, number, length - 12))
 
     def tail(self) -> bytes:
-        return _chunk(b"IDAT", struct.pack(">I", self.adler())) + _chunk(b"IEND", b"")
-
-
-@functools.lru_cache(maxsize=4096)
-def _png_adler(seed: int, key: bytes, height: int) -> int:
-    png = _Png.__new__(_Png)
-    png.seed, png.key, png.row, png.height = seed, key, 1 + 3 * _Png.WIDTH, height
-    png.raw_len = height * png.row
-    value = 1
-    for number in range(-(-png.raw_len // _Png.RAW_PER_PIECE)):
-        value = zlib.adler32(png.raw(number), value)
-    return value
+        return _chunk(b"IEND", b"")
 
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-_PNG_FIXED = 8 + 25 + 14 + 16 + 12  # signature, IHDR, zlib-header IDAT, Adler IDAT, IEND
 _COMMENT = b"Comment\x00"
-
-
-def _ihdr(width: int, height: int) -> bytes:
-    return struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+_IEND_LEN = 12
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -211,8 +172,10 @@ def _key(kind: str, sequence: int, index: int) -> bytes:
     return f"{kind}:{sequence}:{index}".encode()
 
 
-def png_media(seed: int, sequence: int, index: int, target_size: int) -> _Png:
-    return _Png(seed, _key("image", sequence, index), target_size)
+def png_media(
+    seed: int, sequence: int, index: int, target_size: int, prompt: str | None = None
+) -> _Png:
+    return _Png(seed, _key("image", sequence, index), target_size, prompt)
 
 
 def mp4_media(seed: int, sequence: int, target_size: int, duration_ms: int) -> _Mp4:

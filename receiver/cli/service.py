@@ -133,8 +133,11 @@ def demo(ctx: click.Context, port: int, simulator_port: int) -> None:
     """Run the simulator and the receiver together on loopback with a mixed workload."""
     import logging
 
-    from receiver.demo import run_demo
-    from receiver.logs import configure_logging
+    try:  # Ctrl-C while the demo is still loading is a quiet stop too
+        from receiver.demo import run_demo
+        from receiver.logs import configure_logging
+    except KeyboardInterrupt:
+        ctx.exit(0)
 
     configure_logging(level=logging.WARNING)
     run_demo(settings_from(ctx).data_dir / "demo", port, simulator_port)

@@ -1,13 +1,17 @@
-"""`aurous-receiver demo` (what `make demo` runs) settles and stops cleanly on Ctrl-C."""
+"""`aurous-receiver demo` (what `make demo` runs) settles, leaves open only the spend finding it
+injects on purpose, and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from tests.support.harness import free_port
 
@@ -41,6 +45,7 @@ def test_demo_settles_and_stops_on_ctrl_c(tmp_path: Path) -> None:
                 break
         else:
             raise AssertionError("demo did not settle in two minutes:\n" + "".join(lines[-20:]))
+        open_findings = _open_findings("".join(lines))
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
     finally:
@@ -53,3 +58,31 @@ def test_demo_settles_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert process.returncode == 0
     assert "demo stopped" in rest
     assert "Traceback" not in output + rest
+    assert " ERROR " not in output + rest
+
+    # The workload is an honest account: the only open finding is the duplicate request the
+    # demo sent on purpose, and the demo says so.
+    injected = re.search(r"Injected on purpose: .*the audit should report (\S+) as a", output)
+    assert injected is not None, output
+    assert [(f["code"], f["subject"]) for f in open_findings] == [
+        ("duplicate_request", injected.group(1))
+    ]
+    assert "Spend audit: 1 open finding(s)." in output
+    assert "injected on purpose: duplicate_request" in output
+    assert "not injected" not in output
+
+
+def _open_findings(output: str) -> list[dict[str, object]]:
+    """The receiver's open findings, asked through its API with the token the demo printed."""
+    dashboard = re.search(r"Dashboard\s+(http://\S+/)\s+log in with the admin token: (\S+)", output)
+    assert dashboard is not None, output
+    url, token = dashboard.groups()
+    answer = httpx.get(
+        f"{url}spend/findings",
+        params={"status": "open"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    findings: list[dict[str, object]] = answer.json()["data"]
+    return findings

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from simulator.media import mp4_media, png_media, stream_sha256
 
@@ -46,9 +48,10 @@ def test_png_is_valid_and_decodes(target: int) -> None:
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
     assert (depth, colour, interlace) == (8, 2, 0)
     pixels = zlib.decompress(idat)  # also checks the Adler-32 trailer
-    row = 1 + 3 * width
-    assert len(pixels) == height * row
-    assert all(pixels[r * row] == 0 for r in range(height))  # filter type "none"
+    assert len(pixels) == height * (1 + 3 * width)
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # a real decoder, which must skip the padding chunks
+        assert image.size == (width, height) and image.mode == "RGB"
     if target >= 1000:
         assert media.size == target
 
@@ -108,3 +111,28 @@ def test_tail_first_matches_sequential() -> None:
     media = png_media(8, 8, 0, 400_000)
     tail = b"".join(media.iter_range(media.size - 40, media.size))
     assert tail == whole(png_media(8, 8, 0, 400_000))[-40:]
+
+
+def test_png_pictures_its_prompt() -> None:
+    """Two prompts, two pictures a person can tell apart; one prompt, one picture per size."""
+
+    def pixels(prompt: str, index: int = 0) -> bytes:
+        data = whole(png_media(1, 0, index, 64 * 1024, prompt))
+        assert parse_png(data)[0][-1] == b"IEND"
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.size == (256, 256)
+            return image.convert("RGB").tobytes()
+
+    fox, lighthouse = pixels("a fox in the snow"), pixels("a lighthouse at dawn")
+    assert fox != lighthouse
+    differing = sum(a != b for a, b in zip(fox, lighthouse, strict=True))
+    assert differing > len(fox) // 2  # other colours, not a few changed pixels
+    assert pixels("a fox in the snow", index=1) == fox
+
+
+def test_png_survives_any_prompt() -> None:
+    for prompt in (None, "", "\x00\ud800\u202e" * 50, "w" * 100_000, "🦊 " * 40):
+        data = whole(png_media(2, 3, 0, 20_000, prompt))
+        assert len(data) == 20_000
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
