@@ -13,7 +13,7 @@ from receiver.spend.ledger import SYNCED_KEY
 from storage import gateway
 from storage.db import Connection, Database
 from storage.gateway import stats
-from storage.records import OutputCounts, PushTally
+from storage.records import JobEndings, OutputCounts, PushTally
 from storage.types import utcnow
 
 __all__ = ["Gauges"]
@@ -22,7 +22,7 @@ __all__ = ["Gauges"]
 @dataclass(frozen=True)
 class _Readings:
     outputs: OutputCounts
-    finished_by_day: dict[str, dict[str, int]]
+    endings_by_day: dict[str, JobEndings]
     findings: dict[str, int]
     synced: str | None
     pushes: list[PushTally]
@@ -40,7 +40,7 @@ class Gauges:
         def read(conn: Connection) -> _Readings:
             return _Readings(
                 gateway.output_counts(conn, now + timedelta(hours=1)),
-                stats.terminal_via_by_day(conn, now - timedelta(days=7)),
+                stats.job_endings_by_day(conn, now - timedelta(days=7)),
                 stats.open_findings_by_code(conn),
                 gateway.get_state(conn, SYNCED_KEY),
                 gateway.push_tallies(conn),
@@ -48,7 +48,7 @@ class Gauges:
 
         readings = await self.db.read(read)
         self.metrics.set_output_counts(readings.outputs)
-        self.metrics.set_missed_webhooks(readings.finished_by_day)
+        self.metrics.set_missed_webhooks(readings.endings_by_day)
         for code, n in readings.findings.items():
             self.metrics.findings_open.labels(code).set(n)
         for tally in readings.pushes:

@@ -1,21 +1,61 @@
 """Logging: readable lines by default, JSON lines with RECEIVER_LOG_FORMAT=json. Every line
-logged while a request is handled carries its Receiver-Request-Id."""
+logged while a request is handled carries its Receiver-Request-Id. `RateLimitedLog` is for the
+lines that whoever can reach the service can cause."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from receiver.web.http import current_request_id
+__all__ = ["RateLimitedLog", "configure_logging"]
 
-__all__ = ["configure_logging"]
+
+class RateLimitedLog:
+    """At most one line per reason every `every_s` seconds; the next line of that reason says
+    how many were left out meanwhile. A flood of bad requests must not become a flood of log
+    lines too. The reasons are a small fixed set (the callers' own names), never request text."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every_s: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, reason: str, message: str, *args: object) -> None:
+        self.log(logging.WARNING, reason, message, *args)
+
+    def log(self, level: int, reason: str, message: str, *args: object) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < self._every_s:
+            self._left_out[reason] = self._left_out.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        left_out = self._left_out.pop(reason, 0)
+        # formatted here, not by logging: the suffix must not meet a stray % in the message
+        text = message % args if args else message
+        suffix = f" ({left_out} more like this since the last such line)" if left_out else ""
+        self._logger.log(level, "%s%s", text, suffix)
 
 
 class _RequestIdFilter(logging.Filter):
+    def __init__(self, current_request_id: Callable[[], str | None]) -> None:
+        super().__init__()
+        self._current_request_id = current_request_id
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id() or "-"
+        record.request_id = self._current_request_id() or "-"
         return True
 
 
@@ -34,8 +74,11 @@ class _JsonFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+    # imported here so that the capabilities can use RateLimitedLog without the web layer
+    from receiver.web.http import current_request_id
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter())
+    handler.addFilter(_RequestIdFilter(current_request_id))
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from receiver.jobs.lifecycle import ObservationResult, is_known, source_kind
-from storage.records import OutputCounts
+from storage.records import JobEndings, OutputCounts
 from storage.states import OutputState
 
 __all__ = ["HTTP_METRICS", "HttpMetrics", "Metrics"]
@@ -59,7 +59,9 @@ class Metrics:
 
         self.missed_webhooks = Gauge(
             "receiver_missed_webhook_rate",
-            "Share of jobs finished that day that no webhook reported first (poll, sweep, …)",
+            "Of the jobs finished that day (UTC) that were expected to send a webhook (created "
+            "through the receiver, or first heard of by webhook), the share whose end came by "
+            "poll or sweep",
             ["day"],
             registry=self.registry,
         )
@@ -98,10 +100,14 @@ class Metrics:
             registry=self.registry,
         )
 
-    def set_missed_webhooks(self, days: dict[str, dict[str, int]]) -> None:
-        for day, via in days.items():
-            total = sum(via.values())
-            self.missed_webhooks.labels(day).set((total - via.get("webhook", 0)) / total)
+    def set_missed_webhooks(self, days: dict[str, JobEndings]) -> None:
+        """One sample per day in `days` on which a job expected a webhook; days that left the
+        window, or have no such job, are dropped rather than left at an old value."""
+        self.missed_webhooks.clear()
+        for day, endings in days.items():
+            rate = endings.missed_webhook_rate
+            if rate is not None:
+                self.missed_webhooks.labels(day).set(rate)
 
     def set_output_counts(self, counts: OutputCounts) -> None:
         for state in OutputState:

@@ -12,6 +12,7 @@ from typing import TypeAlias
 import httpx
 from litestar.di import NamedDependency
 
+from receiver.activity import SUMMARY_EVERY_S, ActivitySummary
 from receiver.admin_sessions import Sessions
 from receiver.archive.archiver import ArchiveConfig, Archiver
 from receiver.archive.fetch import HostPolicy
@@ -202,9 +203,11 @@ def _build(
     feed = Feed(db, links)
     tracker.subscribe(metrics.count_job_news)
     tracker.subscribe_to_events(feed.on_events)
+    summary = ActivitySummary(metrics)
     if background:
         tracker.subscribe(archiver.on_news)
         tracker.subscribe_to_events(pusher.on_events)
+        archiver.subscribe(summary.count_archive_round)
     return Runtime(
         settings=settings,
         db=db,
@@ -224,7 +227,9 @@ def _build(
         links=links,
         pusher=pusher,
         feed=feed,
-        ticker=_ticker(settings, archiver, gauges, reconciler, creator, audit, pusher, feed)
+        ticker=_ticker(
+            settings, archiver, gauges, reconciler, creator, audit, pusher, feed, summary
+        )
         if background
         else None,
         admin_token=admin_token,
@@ -243,6 +248,7 @@ def _ticker(
     audit: Audit | None,
     pusher: Pusher,
     feed: Feed,
+    summary: ActivitySummary,
 ) -> Ticker:
     ticker = Ticker()
     tick = settings.tick_s
@@ -251,12 +257,11 @@ def _ticker(
     ticker.every(tick, "push", pusher.run_until_idle)
     keep = timedelta(days=settings.event_retention_days)
     ticker.every(3600, "event-retention", lambda: feed.prune(keep))
-    if reconciler is not None:
+    ticker.every(SUMMARY_EVERY_S, "activity-summary", summary.log_last_minute)
+    if reconciler is not None:  # without an API key: warned about at start (startup_checks)
         ticker.every(settings.sweep_interval_s, "sweep", reconciler.sweep)
         ticker.every(tick, "polls", reconciler.poll_due)
         ticker.every(tick, "create-repair", creator.repair)
-    else:
-        log.warning("AUROUS_API_KEY is not set: no sweeps or polls; webhooks only")
     if audit is not None:
         ticker.every(audit.config.interval_s, "audit", audit.run)
     return ticker

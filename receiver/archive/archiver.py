@@ -3,6 +3,7 @@ leased), stream each into the blob store, and record the outcome fenced on the l
 
 410 output_expired: re-GET the job once for fresh URLs, else the output is lost.
 422 output_not_available: nothing to archive. Anything else: retry with backoff and jitter.
+Each failed attempt and each output lost is one log line naming the job and the output.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class Archiver:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._wanted = asyncio.Event()
         self._running: asyncio.Task[ArchiveOutcome] | None = None
+        self._listeners: list[Callable[[ArchiveOutcome], object]] = []
+
+    def subscribe(self, listener: Callable[[ArchiveOutcome], object]) -> None:
+        """`listener` hears each round's outcome, whoever started it (a tick, a kick, a CLI)."""
+        self._listeners.append(listener)
 
     def on_news(self, results: Sequence[ObservationResult]) -> None:
         """A subscriber to job news: outputs to archive arrived, archive them now."""
@@ -117,6 +123,9 @@ class Archiver:
         claimed = await self._db.write(self._claim)
         outcome = ArchiveOutcome()
         await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
+        if outcome.handled:
+            for listener in self._listeners:
+                listener(outcome)
         return outcome
 
     def _claim(self, conn: Connection) -> list[OutputRecord]:
@@ -207,6 +216,14 @@ class Archiver:
         await self._record(row, later)
         outcome.retry += 1
         outcome.errors.append(error)
+        log.warning(
+            "archiving output %d of job %s failed (attempt %d): %s; will retry in %.0f s",
+            row.position,
+            row.job_id,
+            row.attempts,
+            error[:500],
+            delay,
+        )
 
     async def _record(self, row: OutputRecord, finish: OutputFinish) -> bool:
         """Write an attempt's outcome, fenced on our lease; False if the lease was lost."""
@@ -220,8 +237,16 @@ class Archiver:
         )
         (self._config.spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
         setattr(outcome, state, getattr(outcome, state) + 1)
+        where = (row.position, row.job_id)
         if state == OutputState.LOST:
-            log.warning("output %s of %s is lost: %s", row.position, row.job_id, error)
+            log.warning(
+                "output %d of job %s is lost (attempt %d), will not retry: %s",
+                *where,
+                row.attempts,
+                error,
+            )
+        elif state == OutputState.NONE:
+            log.info("output %d of job %s has nothing to archive: %s", *where, error)
 
     async def _fresh_url(self, row: OutputRecord) -> str | None:
         """Re-GET the job once; the new URL if Aurous minted a different one."""

@@ -92,6 +92,16 @@ class Reconciler:
             cursor = next_cursor or page[-1].id
         if newest is not None:
             await self._advance_watermark(newest)
+        if report.adopted:
+            log.info(
+                "sweep adopted %d job%s created elsewhere (%d seen, %d changed, %d page%s)",
+                report.adopted,
+                "" if report.adopted == 1 else "s",
+                report.seen,
+                report.changed,
+                report.pages,
+                "" if report.pages == 1 else "s",
+            )
         return report
 
     async def _advance_watermark(self, newest: datetime) -> None:

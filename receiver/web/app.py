@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -16,8 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from receiver.logs import configure_logging
 from receiver.runtime import Runtime, open_runtime
 from receiver.settings import Settings
+from receiver.startup_checks import warn_about_download_hosts, warn_about_setup
 from receiver.web.auth import LoginRequired, require_admin
 from receiver.web.http import exception_handlers, request_middleware
 from receiver.web.limits import BodyLimits, HttpLimits
@@ -25,7 +28,7 @@ from receiver.web.routes import ADMIN_ROUTES, PUBLIC_ROUTES
 from receiver.web.routes.pages import DASHBOARD_ROUTES
 from receiver.web.templating import LocalRapidoc, template_config
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -53,10 +56,21 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.runtime = await open_runtime(settings)
-        _settle_garbage_collector()
+        # Only a replica that archives downloads; a slow resolver must not hold up its start,
+        # so the lookups run beside the service.
+        host_check = (
+            asyncio.create_task(warn_about_download_hosts(settings), name="download-host-check")
+            if settings.background
+            else None
+        )
+        app.state.download_host_check = host_check
         try:
+            await warn_about_setup(app.state.runtime)
+            _settle_garbage_collector()
             yield
         finally:
+            if host_check is not None:
+                host_check.cancel()
             await app.state.runtime.close()
 
     static = create_static_files_router(
@@ -83,3 +97,11 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+
+
+def create_app_from_env() -> Litestar:
+    """The app of one `serve --workers` process: its settings from the environment the
+    serving command prepared (uvicorn starts each worker from this factory's name)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    return create_app(settings)

@@ -24,7 +24,7 @@ from storage.records import (
     PushAttemptRecord,
     RejectionCountRecord,
 )
-from storage.states import NON_TERMINAL, DeliveryStatus, Source
+from storage.states import NON_TERMINAL, DeliveryStatus
 from storage.types import utcnow
 
 __all__ = [
@@ -37,9 +37,6 @@ __all__ = [
 ]
 
 FINDINGS_SHOWN = 500  # the oldest open ones; the API and the CLI page through all of them
-# A job the receiver expected a webhook for, whose final status came by one of these roads
-# instead, is a missed webhook.
-MISSED_VIA = (Source.POLL, Source.SWEEP)
 DELIVERY_MINUTES = 60
 
 
@@ -148,8 +145,7 @@ class Overview:
     @property
     def missed_webhooks(self) -> int:
         """Of those, the ones whose final status came by poll or sweep."""
-        ended = self.endings.webhook_expected
-        return sum(n for via, n in ended.items() if via in MISSED_VIA)
+        return self.endings.missed_webhooks
 
     @property
     def no_webhook_expected(self) -> int:
@@ -158,8 +154,7 @@ class Overview:
 
     @property
     def missed_webhook_rate(self) -> float | None:
-        expected = self.webhook_expected
-        return self.missed_webhooks / expected if expected else None
+        return self.endings.missed_webhook_rate
 
 
 async def overview(runtime: Runtime) -> Overview:

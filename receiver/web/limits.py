@@ -3,7 +3,7 @@
 Two layers, because uvicorn sees what the app cannot (a request still sending its headers)
 and the app sees what uvicorn does not (how much of a body it has buffered):
 
-- the connection (`guarded_protocol`): at most `max_connections` open at once, the header
+- the connection (`GuardedProtocol`): at most `max_connections` open at once, the header
   block finished within `header_timeout_s` and within `max_header_bytes`, idle keep-alive
   connections closed after `keepalive_s`;
 - the body (`BodyLimits`): finished within `body_timeout_s` (else 408, and its memory is
@@ -18,20 +18,21 @@ import logging
 import resource
 import time
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import ClassVar, TypedDict
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from receiver.errors import ReceiverError
+from receiver.logs import RateLimitedLog
 from receiver.settings import Settings
 
 __all__ = [
     "BodyLimits",
+    "GuardedProtocol",
     "HttpLimits",
     "UvicornOptions",
-    "guarded_protocol",
     "raise_file_limit",
     "uvicorn_options",
 ]
@@ -63,24 +64,8 @@ class HttpLimits:
         )
 
 
-class _RateLimitedLog:
-    """One warning per reason per minute: an attack must not flood the log either."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, reason: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, -60.0) < 60.0:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        more = self._suppressed.pop(reason, 0)
-        self._last[reason] = now
-        log.warning("%s%s", message, f" ({more} more in the last minute)" if more else "")
-
-
-_LIMIT_LOG = _RateLimitedLog()
+# One warning per limit per minute: an attack must not flood the log either.
+_LIMIT_LOG = RateLimitedLog(log, every_s=60.0)
 
 
 def _refusal(status: int, reason: bytes) -> bytes:
@@ -90,77 +75,80 @@ def _refusal(status: int, reason: bytes) -> bytes:
     )
 
 
-def guarded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the connection-level limits."""
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the connection-level limits. A class of its own
+    module, so that `serve --workers` can hand it to worker processes by name; a worker reads
+    the limits from the environment it inherited, the serving process is told them."""
 
-    class GuardedProtocol(HttpToolsProtocol):
-        _header_timer: asyncio.TimerHandle | None = None
-        _header_bytes = 0
-        _in_headers = True
+    limits: ClassVar[HttpLimits | None] = None
+    _header_timer: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+    _in_headers = True
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            if len(self.connections) > limits.max_connections:
-                _LIMIT_LOG.warning(
-                    "connections", f"over {limits.max_connections} connections: refusing more"
-                )
-                self._refuse(b"Service Unavailable", 503)
-                return
+    @classmethod
+    def _limits(cls) -> HttpLimits:
+        if cls.limits is None:
+            cls.limits = HttpLimits.of(Settings.from_env())
+        return cls.limits
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limit = self._limits().max_connections
+        if len(self.connections) > limit:
+            _LIMIT_LOG.warning("connections", f"over {limit} connections: refusing more")
+            self._refuse(b"Service Unavailable", 503)
+            return
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        limit = self._limits().max_header_bytes
+        if self._in_headers and self._header_bytes > limit:
+            _LIMIT_LOG.warning("header_size", f"a header block over {limit} bytes: refused")
+            self._refuse(b"Request Header Fields Too Large", 431)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        if self._header_timer is None:
             self._arm_header_timer()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_timer()
-            super().connection_lost(exc)
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        self._disarm_header_timer()
+        super().on_headers_complete()
 
-        def data_received(self, data: bytes) -> None:
-            if self._in_headers:
-                self._header_bytes += len(data)
-            super().data_received(data)
-            if self._in_headers and self._header_bytes > limits.max_header_bytes:
-                _LIMIT_LOG.warning(
-                    "header_size", f"a header block over {limits.max_header_bytes} bytes: refused"
-                )
-                self._refuse(b"Request Header Fields Too Large", 431)
+    def _arm_header_timer(self) -> None:
+        timeout = self._limits().header_timeout_s
+        self._header_timer = self.loop.call_later(timeout, self._headers_too_slow)
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._in_headers = True
-            if self._header_timer is None:
-                self._arm_header_timer()
-
-        def on_headers_complete(self) -> None:
-            self._in_headers = False
-            self._header_bytes = 0
-            self._disarm_header_timer()
-            super().on_headers_complete()
-
-        def _arm_header_timer(self) -> None:
-            self._header_timer = self.loop.call_later(
-                limits.header_timeout_s, self._headers_too_slow
-            )
-
-        def _disarm_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_too_slow(self) -> None:
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
-            if self._in_headers and not self.transport.is_closing():
-                _LIMIT_LOG.warning(
-                    "header_timeout",
-                    f"a request's headers took over {limits.header_timeout_s:g} s: closed",
-                )
-                self._refuse(b"Request Timeout", 408)
 
-        def _refuse(self, reason: bytes, status: int) -> None:
-            self._in_headers = False
-            self._disarm_header_timer()
-            if not self.transport.is_closing():
-                self.transport.write(_refusal(status, reason))
-                self.transport.close()
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._in_headers and not self.transport.is_closing():
+            timeout = self._limits().header_timeout_s
+            _LIMIT_LOG.warning(
+                "header_timeout", f"a request's headers took over {timeout:g} s: closed"
+            )
+            self._refuse(b"Request Timeout", 408)
 
-    return GuardedProtocol
+    def _refuse(self, reason: bytes, status: int) -> None:
+        self._in_headers = False
+        self._disarm_header_timer()
+        if not self.transport.is_closing():
+            self.transport.write(_refusal(status, reason))
+            self.transport.close()
 
 
 class _BodyPool:
@@ -280,8 +268,9 @@ def uvicorn_options(settings: Settings) -> UvicornOptions:
     """What `serve` hands uvicorn so that the limits hold."""
     limits = HttpLimits.of(settings)
     raise_file_limit(limits)
+    GuardedProtocol.limits = limits
     return UvicornOptions(
-        http=guarded_protocol(limits),
+        http=GuardedProtocol,
         timeout_keep_alive=limits.keepalive_s,
         backlog=limits.max_connections,
     )

@@ -5,6 +5,9 @@ Concurrent deliveries are committed together (group commit): a writer task takes
 waiting, stores each item in one transaction, and answers every caller after the one commit.
 With `synchronous=FULL` a commit costs a disk flush, so sharing it is what keeps throughput up;
 each caller still hears back only once its delivery is durable.
+
+Every delivery that is not accepted is logged with its reason, one line per reason at most
+every `REFUSAL_LOG_EVERY_S` (the rest counted on the next line): anyone can send requests.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from datetime import datetime
 from receiver.generation import GenerationResponse
 from receiver.jobs.lifecycle import Observation, ObservationResult
 from receiver.jobs.tracker import JobTracker, JobWriter
+from receiver.logs import RateLimitedLog
 from receiver.webhooks.envelope import Envelope, body_key
-from receiver.webhooks.signing import Match
+from receiver.webhooks.signing import Match, RejectReason
 from storage import gateway
 from storage.db import Connection
 from storage.records import NewDelivery
@@ -33,6 +37,21 @@ log = logging.getLogger(__name__)
 
 REJECTED_BODY_PREFIX = 4096
 BALANCE_LOW = "usage.balance_low"  # Aurous's: the customer's app hears it as balance.low
+REFUSAL_LOG_EVERY_S = 10.0
+_QUARANTINED = "quarantined"  # the rate limit's key: decode errors are free text
+# What an operator can do about a rejection that is most likely their set-up, not an attack.
+_REJECTION_HINTS: dict[str, str] = {
+    RejectReason.NO_ACTIVE_SECRET: (
+        "add the endpoint's secret: `aurous-receiver secrets add whsec_…` "
+        "or AUROUS_WEBHOOK_SECRET at start"
+    ),
+    RejectReason.NO_MATCHING_SIGNATURE: (
+        "if this is Aurous, the endpoint's current secret is not in the keyring "
+        "(`aurous-receiver secrets list`)"
+    ),
+    RejectReason.TIMESTAMP_TOO_OLD: "a replay, or this host's clock is off",
+    RejectReason.TIMESTAMP_IN_FUTURE: "this host's clock is off, or the sender's",
+}
 
 
 class IntakeClosed(RuntimeError):
@@ -94,6 +113,7 @@ class Intake:
         self._writer_count = writers
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
+        self._refusals = RateLimitedLog(log, REFUSAL_LOG_EVERY_S)
 
     async def start(self) -> None:
         self._writers = [
@@ -119,11 +139,37 @@ class Intake:
                 await asyncio.wait_for(self._queue.join(), timeout_s)
 
     async def submit(self, item: VerifiedDelivery | RejectedRequest) -> DeliveryStatus:
+        """Store `item`; its outcome once committed. Called in the request's context, so the
+        lines logged here carry its request id."""
+        if isinstance(item, RejectedRequest):
+            self._log_rejected(item)  # whether or not it can still be stored
         if not self._writers:
             raise IntakeClosed("intake is not running")
         pending = _Pending(item)
         self._queue.put_nowait(pending)
-        return await asyncio.shield(pending.future)
+        outcome = await asyncio.shield(pending.future)
+        if outcome is DeliveryStatus.QUARANTINED and isinstance(item, VerifiedDelivery):
+            self._log_quarantined(item)
+        return outcome
+
+    def _log_rejected(self, item: RejectedRequest) -> None:
+        hint = _REJECTION_HINTS.get(item.reason)  # (a StrEnum key matches its text)
+        self._refusals.warning(
+            item.reason,
+            "webhook delivery rejected (%s): %s; from %s%s",
+            item.reason,
+            _one_line(item.message),
+            item.facts.remote_addr or "an unknown address",
+            f"; {hint}" if hint else "",
+        )
+
+    def _log_quarantined(self, item: VerifiedDelivery) -> None:
+        self._refusals.warning(
+            _QUARANTINED,
+            "webhook delivery quarantined: correctly signed but not understood (%s); "
+            "kept in the delivery log, no job changed",
+            _one_line(item.decode_error or "unknown reason"),
+        )
 
     async def _run(self) -> None:
         while True:
@@ -191,6 +237,11 @@ class Intake:
                 self._on_events(types)
             except Exception:
                 log.exception("after-commit event listener failed")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Text from a request, safe for one log line: no line breaks or control characters."""
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
 def _row(item: VerifiedDelivery) -> NewDelivery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +18,9 @@ from storage.states import DeliveryStatus, OutputState, Source
 __all__ = [
     "deliveries_per_minute",
     "job_endings",
+    "job_endings_by_day",
     "open_findings_by_code",
     "recent_outputs_at_risk",
-    "terminal_via_by_day",
 ]
 
 
@@ -27,6 +28,13 @@ def _epoch(conn: Connection, column: Any) -> Any:
     if conn.dialect_name == "postgresql":
         return func.extract("epoch", column)
     return cast(func.strftime("%s", column), Float)
+
+
+def _utc_day(conn: Connection, column: Any) -> Any:
+    """The UTC date of a timestamp column, as `YYYY-MM-DD` text."""
+    if conn.dialect_name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)  # SQLite holds naive UTC text
 
 
 def deliveries_per_minute(conn: Connection, since: datetime, minutes: int) -> dict[str, list[int]]:
@@ -58,19 +66,33 @@ def job_endings(conn: Connection, since: datetime) -> JobEndings:
     request's idempotency key is on the row) and those a webhook told it of first. A job first
     found by a sweep or a poll, or tracked by id, was created by another backend, whose
     webhooks may well go elsewhere."""
+    expected: Counter[str] = Counter()
+    not_expected: Counter[str] = Counter()
+    for day in job_endings_by_day(conn, since).values():
+        expected.update(day.webhook_expected)
+        not_expected.update(day.no_webhook_expected)
+    return JobEndings(dict(expected), dict(not_expected))
+
+
+def job_endings_by_day(conn: Connection, since: datetime) -> dict[str, JobEndings]:
+    """`job_endings` per UTC day (`YYYY-MM-DD`) the jobs ended on; days when none ended are
+    left out."""
+    day = _utc_day(conn, JOB.c.completed_at)
     created_here = JOB.c.idempotency_key.is_not(None)
     stmt = (
-        select(JOB.c.first_seen_via, created_here, JOB.c.terminal_via, func.count())
+        select(day, JOB.c.first_seen_via, created_here, JOB.c.terminal_via, func.count())
         .where(JOB.c.terminal.is_(True), JOB.c.completed_at >= since)
-        .group_by(JOB.c.first_seen_via, created_here, JOB.c.terminal_via)
+        .group_by(day, JOB.c.first_seen_via, created_here, JOB.c.terminal_via)
     )
-    expected: dict[str, int] = {}
-    not_expected: dict[str, int] = {}
-    for first_seen_via, made_here, terminal_via, count in conn.execute(stmt):
+    days: dict[str, tuple[Counter[str], Counter[str]]] = {}
+    for ended_on, first_seen_via, made_here, terminal_via, count in conn.execute(stmt):
+        expected, not_expected = days.setdefault(ended_on, (Counter(), Counter()))
         counts = expected if made_here or first_seen_via == Source.WEBHOOK else not_expected
-        via = terminal_via or "unknown"
-        counts[via] = counts.get(via, 0) + int(count)
-    return JobEndings(webhook_expected=expected, no_webhook_expected=not_expected)
+        counts[terminal_via or "unknown"] += int(count)
+    return {
+        ended_on: JobEndings(dict(expected), dict(not_expected))
+        for ended_on, (expected, not_expected) in days.items()
+    }
 
 
 def recent_outputs_at_risk(
@@ -83,18 +105,6 @@ def recent_outputs_at_risk(
         .limit(limit)
     )
     return records(AtRiskOutput, conn.execute(stmt))
-
-
-def terminal_via_by_day(conn: Connection, since: datetime) -> dict[str, dict[str, int]]:
-    """Per completion day (UTC), how jobs were first seen terminal."""
-    stmt = select(JOB.c.completed_at, JOB.c.terminal_via).where(
-        JOB.c.terminal.is_(True), JOB.c.completed_at >= since
-    )
-    days: dict[str, dict[str, int]] = {}
-    for completed_at, via in conn.execute(stmt):
-        day = days.setdefault(completed_at.date().isoformat(), {})
-        day[via or "unknown"] = day.get(via or "unknown", 0) + 1
-    return days
 
 
 def open_findings_by_code(conn: Connection) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from storage.records.base import UNSET, Change, Record, UnsetType
+from storage.states import Source
 
 __all__ = [
     "ArchivedBlob",
@@ -153,6 +154,23 @@ class JobEndings(Record, frozen=True):
 
     webhook_expected: dict[str, int]
     no_webhook_expected: dict[str, int]
+
+    @property
+    def missed_webhooks(self) -> int:
+        """Jobs expected to send a webhook whose final status came by a poll or a sweep
+        instead (the dashboard's and the gauge's one definition)."""
+        return sum(n for via, n in self.webhook_expected.items() if via in _MISSED_VIA)
+
+    @property
+    def missed_webhook_rate(self) -> float | None:
+        """Missed webhooks over the jobs that expected one; None when no job did."""
+        expected = sum(self.webhook_expected.values())
+        return self.missed_webhooks / expected if expected else None
+
+
+# A job expected to send a webhook whose end came by one of these roads instead missed it
+# (an end learnt from the create call's own answer, `api`, did not).
+_MISSED_VIA = frozenset((Source.POLL, Source.SWEEP))
 
 
 class ArchivedBlob(Record, frozen=True):

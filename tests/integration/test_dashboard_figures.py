@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from receiver.gauges import Gauges
 from receiver.generation import decode_generation
 from receiver.jobs.lifecycle import Observation
 from receiver.jobs.tracker import JobTracker, JobWriter
+from receiver.metrics import Metrics
 from receiver.runtime import Runtime
 from receiver.web import dashboard
 from storage import gateway
@@ -81,8 +83,10 @@ async def test_missed_webhooks_count_only_jobs_that_expected_one(
 
     since = utcnow() - timedelta(days=1)
     db = Database(db_url)
+    metrics = Metrics()
     try:
         endings = await db.read(lambda conn: stats.job_endings(conn, since))
+        await Gauges(db, metrics, None).refresh()
     finally:
         await db.dispose()
     assert endings.webhook_expected == {"poll": 1, "webhook": 1, "sweep": 1}
@@ -93,6 +97,9 @@ async def test_missed_webhooks_count_only_jobs_that_expected_one(
     assert (overview.missed_webhooks, overview.webhook_expected) == (2, 3)
     assert overview.no_webhook_expected == 3
     assert overview.missed_webhook_rate == 2 / 3
+    # the Prometheus gauge, per UTC day, by the same definition
+    today = {"day": utcnow().date().isoformat()}
+    assert metrics.registry.get_sample_value("receiver_missed_webhook_rate", today) == 2 / 3
 
     await log_in(client)
     page = (await client.get("/")).text
