@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,9 +19,24 @@ from storage.private import keep_private
 __all__ = ["demo", "migrate", "serve", "sync"]
 
 
+def _worker_count(_: click.Context, __: click.Parameter, value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise click.BadParameter(f"{value!r} is not a whole number of at least 1, nor 'auto'")
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    callback=_worker_count,
+    help="Processes sharing the port and the background work; 'auto': one per core.",
+)
 @click.option(
     "--migrate/--no-migrate",
     default=True,
@@ -27,7 +44,7 @@ __all__ = ["demo", "migrate", "serve", "sync"]
     help="Upgrade the database schema before serving.",
 )
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool) -> None:
     """Run the HTTP service."""
     import uvicorn
 
@@ -43,8 +60,16 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool) -> None:
     configure_logging(settings.log_format)
     if migrate:
         run(_migrate(settings))
+    app: Any = "receiver.web.app:create_app_from_env"
+    if workers == 1:
+        app = create_app(settings)
+    else:  # each worker builds its app from the environment: hand it what was decided here
+        os.environ["RECEIVER_PUBLIC_URL"] = str(settings.public_url)
+        os.environ["RECEIVER_COOKIE_SECURE"] = "true" if settings.cookie_secure else "false"
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_config=None,

@@ -158,9 +158,12 @@ def truth_by_id(sim: SimHandle) -> dict[str, dict[str, Any]]:
 class ReceiverProcess:
     """`aurous-receiver serve` as a real process, for kill -9 and memory measurements."""
 
-    def __init__(self, settings: Settings, port: int, **env: str) -> None:
+    def __init__(
+        self, settings: Settings, port: int, *, args: tuple[str, ...] = (), **env: str
+    ) -> None:
         import os
 
+        self.args = args
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.env = dict(os.environ, **settings_env(settings), **env)
@@ -171,7 +174,7 @@ class ReceiverProcess:
         import sys
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "receiver", "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
