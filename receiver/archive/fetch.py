@@ -16,12 +16,12 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from receiver.errors import decode_error_envelope
+from receiver.hosts import is_loopback_name
 
 __all__ = ["DownloadError", "Downloaded", "HostPolicy", "download"]
 
 _CHUNK = 256 * 1024
 _MAX_REDIRECTS = 5
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 class _Restart(Exception):
@@ -67,26 +67,17 @@ class HostPolicy:
     def for_base(cls, base_url: str, extra_hosts: tuple[str, ...] = ()) -> HostPolicy:
         base_host = (urlsplit(base_url).hostname or "").lower()
         hosts = frozenset({base_host, *(h.lower() for h in extra_hosts)})
-        return cls(hosts, allow_private=_is_loopback_name(base_host))
+        return cls(hosts, allow_private=is_loopback_name(base_host))
 
     async def check(self, url: str) -> None:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host:
             raise DownloadError(f"not an http(s) URL: {url[:200]}", permanent=True)
-        if host not in self.hosts and not (self.allow_private and _is_loopback_name(host)):
+        if host not in self.hosts and not (self.allow_private and is_loopback_name(host)):
             raise DownloadError(f"host {host!r} is not an allowed download host", permanent=True)
         if not self.allow_private:
             await _refuse_private(host, parts.port or (443 if parts.scheme == "https" else 80))
-
-
-def _is_loopback_name(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _refuse_private(host: str, port: int) -> None:

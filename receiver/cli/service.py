@@ -13,6 +13,7 @@ from receiver.cli.common import (
     run,
     settings_from,
 )
+from receiver.hosts import is_loopback_name
 from receiver.settings import Settings
 from storage.private import keep_private
 
@@ -56,7 +57,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
     if settings.public_url is None:  # download links in events point back here
         settings = settings.with_overrides(public_url=f"http://{host}:{port}")
     if settings.cookie_secure is None:  # reachable beyond this machine: HTTPS is the way in
-        settings = settings.with_overrides(cookie_secure=not _is_loopback(host))
+        settings = settings.with_overrides(cookie_secure=not is_loopback_name(host))
     configure_logging(settings.log_format)
     if migrate:
         run(_migrate(settings))
@@ -77,17 +78,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
         timeout_graceful_shutdown=10,
         **uvicorn_options(settings),  # connection limits: receiver/web/limits.py
     )
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command()
