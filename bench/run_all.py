@@ -1,6 +1,7 @@
 """Run a set of benchmark scripts one after another and print a summary table at the end.
 
-.venv/bin/python bench/run_all.py bench  # ingest, archive, relay, audit, scale, memory
+.venv/bin/python bench/run_all.py bench  # ingest, archive, relay, audit, scale, memory,
+                                         # open loop, burst, idle
 .venv/bin/python bench/run_all.py soak   # crash (SQLite, PostgreSQL), faults, fuzz
 """
 
@@ -25,6 +26,12 @@ SUITES = {
         ("scale (SQLite, 1M jobs)", ["scale.py"]),
         ("scale (PostgreSQL, 100k jobs)", ["scale.py", "--postgres", "auto"]),
         ("memory", ["memory.py"]),
+        ("ingest open loop (200/s, 60 s)", ["ingest.py", "--open-loop", "200", "--seconds", "60"]),
+        (
+            "ingest burst (10,000 at once, 256 connections)",
+            ["ingest.py", "--burst", "10000", "--burst-connections", "256"],
+        ),
+        ("idle (CPU and RSS, nothing to do)", ["idle.py"]),
     ],
     "soak": [
         ("crash soak (SQLite)", ["soak.py", "crash"]),

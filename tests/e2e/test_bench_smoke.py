@@ -54,3 +54,20 @@ def test_relay_bench_measures_latency_and_push_against_bare_clients() -> None:
     for label in ("job.failed", "job.succeeded", "output.archived", "bare httpx client"):
         assert label in output
     assert "receiver push (signed)" in output and "push/bare httpx" in output
+
+
+@pytest.mark.slow
+def test_open_loop_burst_and_idle_benches_check_what_they_promise() -> None:
+    output = run_bench(
+        "ingest.py",
+        *("--open-loop", "50", "--seconds", "1", "--warm-up", "0.5"),
+        *("--burst", "200", "--burst-connections", "32"),
+    )
+    for label in ("latency from due time", "generator lateness", "bare Litestar (204)"):
+        assert label in output
+    assert "open loop 50/s for 1 s:" in output and "burst 200 over 32 connections:" in output
+    assert output.count("nothing lost: yes") == 4  # per mode: the report and its summary line
+    output = run_bench("idle.py", "--settle", "0.5", "--seconds", "2", "--breakdown", timeout=400)
+    for label in ("webhooks only", "simulator as Aurous", "periodic jobs in the window"):
+        assert label in output
+    assert "where the memory goes" in output and "marginal RSS" in output
