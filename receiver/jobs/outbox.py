@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -37,6 +38,7 @@ __all__ = [
     "EVENT_TYPES",
     "JobData",
     "Outbox",
+    "OutboxNews",
     "OutputData",
     "is_pattern",
     "job_event_type",
@@ -92,6 +94,13 @@ def wants(destination: DestinationRecord, event_type: str, kind: str | None) -> 
     return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in destination.events)
 
 
+class OutboxNews(NamedTuple):
+    """What one transaction wrote to the outbox: events, and pushes of them to destinations."""
+
+    events: int
+    pushes: int
+
+
 @dataclass
 class _Told:
     type: str
@@ -139,15 +148,15 @@ class Outbox:
         """An event that is not a job's status or output (`data`: its JSON object)."""
         self._told.append(_Told(event_type, job_id, data))
 
-    def flush(self) -> int:
-        """Write the events and their pushes; returns how many events were written."""
+    def flush(self) -> OutboxNews:
+        """Write the events and their pushes; how many of each were written."""
         job_ids = sorted(
             {r.job_id for r in self._status_news}
             | {o.job_id for o in self._output_news}
             | {t.job_id for t in self._told if t.job_id}
         )
         if not (job_ids or self._told):
-            return 0
+            return OutboxNews(0, 0)
         events = _Events(self.now, self._read_jobs(job_ids), self._read_outputs(job_ids))
         events.sequences = self._read_sequences(job_ids)
         for result in self._status_news:
@@ -157,9 +166,9 @@ class Outbox:
         for told in self._told:
             events.add(told.type, told.job_id, told.data)
         positions = outbox.insert_events(self.conn, events.rows)
-        self._fan_out(events.rows, positions)
+        pushes = self._fan_out(events.rows, positions)
         self._status_news, self._output_news, self._told = [], [], []
-        return len(events.rows)
+        return OutboxNews(len(events.rows), pushes)
 
     def _read_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
         missing = [i for i in job_ids if i not in self._jobs]
@@ -185,7 +194,7 @@ class Outbox:
             self._sequences.update({i: found.get(i, 0) for i in unknown})
         return self._sequences
 
-    def _fan_out(self, rows: Sequence[NewEvent], positions: dict[str, int]) -> None:
+    def _fan_out(self, rows: Sequence[NewEvent], positions: dict[str, int]) -> int:
         destinations = outbox.destinations_to_tell(self.conn)
         pushes = [
             NewPush(d.id, e.id, positions[e.id], e.job_id, e.sequence, PENDING, self.now, self.now)
@@ -194,6 +203,7 @@ class Outbox:
             if wants(d, e.type, e.kind)
         ]
         outbox.insert_pushes(self.conn, pushes)
+        return len(pushes)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from receiver.jobs.lifecycle import (
     plan,
     tracked_job,
 )
-from receiver.jobs.outbox import Outbox
+from receiver.jobs.outbox import Outbox, OutboxNews
 from storage import gateway
 from storage.db import Connection, Database
 from storage.gateway import job_writes
@@ -41,8 +41,8 @@ T = TypeVar("T")
 
 JobNews = Callable[[Sequence[ObservationResult]], None]
 """A subscriber: told, after each commit, the results of the observations it wrote."""
-EventNews = Callable[[int], None]
-"""A subscriber: told, after each commit that wrote outbox events, how many it wrote."""
+EventNews = Callable[[OutboxNews], None]
+"""A subscriber: told, after each commit that wrote outbox events, how many events and pushes."""
 
 
 @dataclass
@@ -129,7 +129,7 @@ class JobTracker:
         """`work` in one write transaction with a `JobWriter`, its news written to the outbox
         in the same transaction, run again if another replica created one of its jobs at the
         same moment; subscribers hear of it after the commit."""
-        writers: list[tuple[JobWriter, int]] = []
+        writers: list[tuple[JobWriter, OutboxNews]] = []
 
         def attempt(conn: Connection) -> T:
             writer = JobWriter(conn, self._output_ttl_s, Outbox(conn, utcnow()))
@@ -168,13 +168,13 @@ class JobTracker:
             lambda _, jobs: [jobs.finish_output(f.output, f.owner, f.finish) for f in finishes]
         )
 
-    def _tell(self, results: Sequence[ObservationResult], events: int) -> None:
+    def _tell(self, results: Sequence[ObservationResult], events: OutboxNews) -> None:
         for subscriber in self._subscribers if results else ():
             try:
                 subscriber(results)
             except Exception:
                 log.exception("a subscriber to job news failed")
-        for event_subscriber in self._event_subscribers if events else ():
+        for event_subscriber in self._event_subscribers if events.events else ():
             try:
                 event_subscriber(events)
             except Exception:

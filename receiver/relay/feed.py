@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 from receiver.errors import ReceiverError
+from receiver.jobs.outbox import OutboxNews
 from receiver.relay.events import render
 from receiver.relay.links import Links
 from storage import gateway
@@ -36,7 +37,7 @@ class Feed:
         self._links = links
         self._changed = asyncio.Event()
 
-    def on_events(self, count: int) -> None:
+    def on_events(self, news: OutboxNews) -> None:
         """A subscriber to the outbox: wake everyone waiting for events."""
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -20,6 +20,7 @@ from functools import partial
 
 from standardwebhooks import Webhook
 
+from receiver.jobs.outbox import OutboxNews
 from receiver.jobs.replica import Replica
 from receiver.metrics import Metrics
 from receiver.relay.destinations import DestinationStore
@@ -124,9 +125,11 @@ class Pusher:
         self._wanted = asyncio.Event()
         self._running: asyncio.Task[PushOutcome] | None = None
 
-    def on_events(self, count: int) -> None:
-        """A subscriber to the outbox: new events were committed, push them now."""
-        self.kick()
+    def on_events(self, news: OutboxNews) -> None:
+        """A subscriber to the outbox: pushes were committed, start them now. Events that no
+        destination wants cost no claim transaction (the ticker still looks every tick)."""
+        if news.pushes:
+            self.kick()
 
     def kick(self) -> None:
         self._wanted.set()
