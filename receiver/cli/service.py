@@ -90,12 +90,13 @@ def migrate(ctx: click.Context) -> None:
 
 async def _migrate(settings: Settings) -> str | None:
     from storage.db import Database
-    from storage.migrate import current_revision, upgrade
+    from storage.migrate import current_revision, head_revision, upgrade
 
     keep_private(Path(settings.data_dir))
     db = Database(settings.database_url)
     try:
-        await upgrade(db)
+        if await current_revision(db) != head_revision():  # Alembic is loaded only to upgrade
+            await upgrade(db)
         return await current_revision(db)
     finally:
         await db.dispose()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
+if TYPE_CHECKING:  # imported at the first push: a receiver without destinations never loads it
+    import aiohttp
 
 __all__ = ["Answer", "PushTransport"]
 
@@ -39,10 +41,12 @@ class Answer:
 
 class PushTransport:
     def __init__(self, timeout_s: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        import aiohttp
+
         started = time.perf_counter()
         try:
             return await self._post(url, body, headers, started)
@@ -64,9 +68,13 @@ class PushTransport:
             return Answer(response.status, _since(started), None, text, retry_after)
 
     def _session_now(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:  # made inside the running loop
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
             )
         return self._session
 
