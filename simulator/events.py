@@ -1,8 +1,9 @@
 """Turning outcomes into webhook deliveries, with the delivery faults decided per delivery.
 
-Endpoint deliveries use the envelope of DESIGN.md "Decisions"; per-request callbacks use the
-documented `{event, data}` body. Fault draws come from a stream seeded by (seed, delivery
-number), so the same run injects the same faults.
+Endpoint deliveries use the envelope `{"id": "evt_…", "type": …, "data": …}` and per-request
+callbacks the `{event, data}` body (both described in the README's "The webhook endpoint").
+Fault draws come from a stream seeded by (seed, delivery number), so the same run injects the
+same faults.
 """
 
 from __future__ import annotations

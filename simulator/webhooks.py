@@ -45,7 +45,8 @@ def secret_preview(secret: str) -> str:
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """Lowercase hex HMAC-SHA256 of f"{t}." + raw body, keyed by the whole secret (DESIGN.md)."""
+    """Lowercase hex HMAC-SHA256 of f"{t}." + raw body, keyed by the whole secret
+    (the scheme the README's "The webhook endpoint" describes)."""
     payload = str(timestamp).encode() + b"." + body
     return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
 

@@ -38,3 +38,14 @@ def test_every_file_it_links_to_is_in_the_repository() -> None:
         assert (ROOT / target).exists(), target
     for path in re.findall(r"`((?:bench|tests|receiver|storage|simulator)/[\w/.-]+\.py)`", README):
         assert (ROOT / path).exists(), path
+
+
+def test_no_file_of_the_repository_sends_the_reader_outside_it() -> None:
+    outside = ("DESIGN" + ".md", "aurous-api" + ".md", "../" + "shared/")
+    tracked = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", ROOT / "Makefile"]
+    for folder in ("receiver", "storage", "simulator", "tests", "bench"):
+        tracked += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".html")]
+    for path in tracked:
+        text = path.read_text(errors="replace")
+        for name in outside:
+            assert name not in text, f"{path.relative_to(ROOT)} points at {name}"

@@ -1,4 +1,5 @@
-"""Images and videos (aurous-api.md §2, §3): create, estimate, retrieve, list, cancel, LoRAs."""
+"""The simulator's images and videos, as Aurous documents them: create, estimate, retrieve,
+list, cancel, LoRAs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Webhook endpoints and deliveries, checked against aurous-api.md §1 and DESIGN.md "Decisions"."""
+"""The simulator's webhook endpoints and deliveries, checked against Aurous's documented
+scheme and the envelopes the README's "The webhook endpoint" describes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Signatures as DESIGN.md fixes them, checked against a plain hmac written here."""
+"""Signatures as the README's "The webhook endpoint" describes them (HMAC-SHA256 of `t` + `.` +
+the raw body, keyed with the whole `whsec_…` secret), checked against a plain hmac written here."""
 
 from __future__ import annotations
 
