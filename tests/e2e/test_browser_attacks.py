@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar, Request, get, post
 
 from receiver.webhooks.signing import sign
-from tests.conftest import ADMIN_TOKEN, IN_CI, TEST_SECRET, make_settings
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET, make_settings
 from tests.support import chromium
 from tests.support.aurous import generation
 from tests.support.harness import ReceiverHandle, start_receiver, wait_for
@@ -51,16 +51,6 @@ async def csrf_page(request: Request[object, object, object]) -> str:
 @post("/steal", status_code=204)
 async def steal(request: Request[object, object, object]) -> None:
     STOLEN.append(await request.body())
-
-
-@pytest.fixture(scope="module")
-def browser_path() -> str:
-    path, reason = chromium.find_or_install()
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {reason}")
-        pytest.skip(f"browser tests skipped: {reason}")
-    return path
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from storage import gateway
 from storage.db import Connection, Database
 from storage.records import NewDelivery
 from storage.types import utcnow
-from tests.conftest import ADMIN_TOKEN, IN_CI
+from tests.conftest import ADMIN_TOKEN
 from tests.support import chromium
 from tests.support.aurous import headers
 from tests.support.destination import DestinationApp, start_destination
@@ -43,16 +43,6 @@ from tests.support.harness import (
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 LAYOUT_SHOTS = Path(tempfile.gettempdir()) / "aurous-receiver-layout"
 WINDOWS = {1280: 800, 1920: 1080}  # width: height
-
-
-@pytest.fixture(scope="module")
-def browser_path() -> str:
-    path, reason = chromium.find_or_install()
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {reason}")
-        pytest.skip(f"browser tests skipped: {reason}")
-    return path
 
 
 @pytest.fixture
