@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,18 +38,23 @@ def check_chain(url: str) -> None:
     alembic(url, "upgrade", "head")
 
 
-def test_sqlite_from_empty(tmp_path: Path) -> None:
-    check_chain(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
-
-
-@pytest.mark.postgres
-def test_postgresql_from_empty(postgres: PostgresServer) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema at all) on each backend, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres")
     name = f"receiver_mig_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
     try:
-        check_chain(postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://"))
+        yield postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
     finally:
         asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_the_chain_builds_the_schema_from_empty(empty_url: str) -> None:
+    check_chain(empty_url)
 
 
 async def _seed_ledger_then_compare(url: str) -> None:
@@ -94,22 +100,9 @@ async def _seed_ledger_then_compare(url: str) -> None:
         await db.dispose()
 
 
-def test_sqlite_upgrade_fills_the_spend_rollups(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
-    alembic(url, "upgrade", "0003")
-    asyncio.run(_seed_ledger_then_compare(url))
-
-
-@pytest.mark.postgres
-def test_postgresql_upgrade_fills_the_spend_rollups(postgres: PostgresServer) -> None:
-    name = f"receiver_mig_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
-    try:
-        url = postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
-        alembic(url, "upgrade", "0003")
-        asyncio.run(_seed_ledger_then_compare(url))
-    finally:
-        asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def test_upgrade_fills_the_spend_rollups(empty_url: str) -> None:
+    alembic(empty_url, "upgrade", "0003")
+    asyncio.run(_seed_ledger_then_compare(empty_url))
 
 
 async def _seed_duplicates_then_check(url: str) -> None:
@@ -157,19 +150,6 @@ async def _seed_duplicates_then_check(url: str) -> None:
     assert last is not None and (last.hour, last.minute) == (10, 4)
 
 
-def test_sqlite_upgrade_counts_stored_duplicates(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
-    alembic(url, "upgrade", "0006")
-    asyncio.run(_seed_duplicates_then_check(url))
-
-
-@pytest.mark.postgres
-def test_postgresql_upgrade_counts_stored_duplicates(postgres: PostgresServer) -> None:
-    name = f"receiver_mig_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(postgres, f'CREATE DATABASE "{name}"'))
-    try:
-        url = postgres.url_for(name).replace("postgresql://", "postgresql+asyncpg://")
-        alembic(url, "upgrade", "0006")
-        asyncio.run(_seed_duplicates_then_check(url))
-    finally:
-        asyncio.run(_admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def test_upgrade_counts_stored_duplicates(empty_url: str) -> None:
+    alembic(empty_url, "upgrade", "0006")
+    asyncio.run(_seed_duplicates_then_check(empty_url))
