@@ -40,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _proc
-import httpx
-from ingest import free_port, receiver_env
+from ingest import free_port, receiver_env, start_serve
 
 CPU_TARGET = 0.01  # of one core
 RSS_TARGET_MIB = 100
@@ -123,18 +122,7 @@ def start(
         if profile
         else [sys.executable, "-m", "receiver", *serve]
     )
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"aurous-receiver serve did not start:\n{log.read_text()[-3000:]}")
+    return start_serve(command, env, port, log)
 
 
 def measure(

@@ -340,10 +340,15 @@ def serve_cli(
     """`aurous-receiver serve` as an operator runs it (it migrates the database on start),
     ready when /readyz says so."""
     command = [sys.executable, "-m", "receiver", "serve", "--port", str(port), *serve_args]
+    return start_serve(command, receiver_env(data_dir), port, log)
+
+
+def start_serve(
+    command: Sequence[str], env: dict[str, str], port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start a `serve` command (its output into `log`); returned once its /readyz says 200."""
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=receiver_env(data_dir), stdout=out, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,60 +23,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import httpx
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pg import database
-from ingest import LUA, MASTER_KEY, SECRET, TOKEN, free_port, make_deliveries, run_wrk
+from _proc import cpu_seconds
+from ingest import LUA, free_port, make_deliveries, receiver_env, run_wrk, start_serve
 
 
 @contextmanager
 def receiver(database_url: str, data_dir: Path, workers: int) -> Iterator[tuple[int, int]]:
     """A migrated `serve --workers N` on a free port: (port, pid of the serving process)."""
-    env = dict(
-        os.environ,
-        RECEIVER_DATA_DIR=str(data_dir),
-        RECEIVER_DATABASE_URL=database_url,
-        RECEIVER_ADMIN_TOKEN=TOKEN,
-        RECEIVER_MASTER_KEY=MASTER_KEY,
-        AUROUS_WEBHOOK_SECRET=SECRET,
-    )
+    env = receiver_env(data_dir) | {"RECEIVER_DATABASE_URL": database_url}
     port = free_port()
     command = [sys.executable, "-m", "receiver", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(workers)], env=env, stderr=subprocess.DEVNULL
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = start_serve(
+        [*command, "--workers", str(workers)], env, port, data_dir.parent / f"serve-{workers}.log"
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit("the receiver did not start")
         time.sleep(2)  # every worker up, not just the first
         yield port, process.pid
     finally:
         process.terminate()
         process.wait(30)
-
-
-def tree_cpu_s(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def measure(
@@ -88,13 +57,13 @@ def measure(
     make_deliveries(deliveries, args.deliveries)
     with receiver(database_url, workdir / f"data-{workers}", workers) as (port, pid):
         url = f"http://127.0.0.1:{port}/webhooks/aurous"
-        server_before = tree_cpu_s(pid)
+        server_before = cpu_seconds(pid)
         wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         figures = run_wrk(url, args, script, [str(deliveries), str(args.threads)])
         wall = time.monotonic() - started
         wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        figures["server_cpu"] = (tree_cpu_s(pid) - server_before) / wall
+        figures["server_cpu"] = (cpu_seconds(pid) - server_before) / wall
         wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (
             wrk_before.ru_utime + wrk_before.ru_stime
         )
