@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> Litestar:
         guards=[require_admin],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
         exception_handlers={**exception_handlers, LoginRequired: _to_login},
-        middleware=[request_middleware, BodyLimits(HttpLimits.of(settings))],
+        middleware=[request_middleware(BodyLimits(HttpLimits.of(settings)))],
         request_max_body_size=settings.max_body_bytes,
         template_config=template_config(HERE / "templates"),
         openapi_config=OpenAPIConfig(

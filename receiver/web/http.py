@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from receiver.errors import ErrorEnvelope, ReceiverError, error_type
 from receiver.ids import new_id
 from receiver.metrics import HTTP_METRICS
+from receiver.web.limits import BodyLimits
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -52,6 +54,7 @@ _PAGE_POLICY = (
     b"base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
 )
 
+_CLOSE = (b"connection", b"close")
 _ROUTER_ERROR_HEADERS = {
     name.decode(): value.decode() for name, value in [*_SECURITY_HEADERS, _PAGE_POLICY]
 }
@@ -98,40 +101,49 @@ def error_response(error: ReceiverError) -> Response[bytes]:
     )
 
 
-def request_middleware(app: ASGIApp) -> ASGIApp:
-    """Give every HTTP request its `Receiver-Request-Id` and the security headers, and count
-    it by route template and status. One wrapper, one send hook: each layer of middleware
-    costs the webhook path as much as verifying a signature does."""
+def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:
+    """Give every HTTP request its `Receiver-Request-Id` and the security headers, hold its
+    body to the body limits, and count it by route template and status. One wrapper, one send
+    hook: each layer of middleware costs the webhook path as much as verifying a signature
+    does."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        request_id = new_id("rcv_")
-        token = _request_id.set(request_id)
-        header = (_REQUEST_ID_NAME, request_id.encode())
-        status = 500  # unless the app starts a response
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            request_id = new_id("rcv_")
+            token = _request_id.set(request_id)
+            header = (_REQUEST_ID_NAME, request_id.encode())
+            status = 500  # unless the app starts a response
+            body = bodies.reader(receive)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [*message.get("headers", ()), header, *_SECURITY_HEADERS]
-                if not any(name.lower() == _CSP for name, _ in headers):
-                    headers.append(_PAGE_POLICY)
-                message["headers"] = headers
-            await send(message)
+            async def send_with_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    headers = [*message.get("headers", ()), header, *_SECURITY_HEADERS]
+                    if not any(name.lower() == _CSP for name, _ in headers):
+                        headers.append(_PAGE_POLICY)
+                    if body.cut_off:  # the rest of the body is still on the wire: close
+                        headers.append(_CLOSE)
+                    message["headers"] = headers
+                await send(message)
 
-        started = time.perf_counter()
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
-            path = scope.get("path_template", "")
-            if not path.startswith(_UNCOUNTED_PREFIX):
-                HTTP_METRICS.record(scope["method"], path, status, time.perf_counter() - started)
+            started = time.perf_counter()
+            try:
+                await app(scope, body.receive, send_with_id)
+            finally:
+                body.release()
+                _request_id.reset(token)
+                path = scope.get("path_template", "")
+                if not path.startswith(_UNCOUNTED_PREFIX):
+                    elapsed = time.perf_counter() - started
+                    HTTP_METRICS.record(scope["method"], path, status, elapsed)
 
-    return middleware
+        return middleware
+
+    return wrap
 
 
 def _receiver_error(_: Request[Any, Any, Any], exc: ReceiverError) -> Response[bytes]:

@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar, TypedDict
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import Receive, ReceiveMessage
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from receiver.errors import ReceiverError
@@ -30,6 +29,7 @@ from receiver.settings import Settings
 
 __all__ = [
     "BodyLimits",
+    "BodyReader",
     "GuardedProtocol",
     "HttpLimits",
     "UvicornOptions",
@@ -168,35 +168,22 @@ class _BodyPool:
 
 
 class BodyLimits:
-    """ASGI middleware: a body is finished in time and holds only its share of memory."""
+    """A body is finished in time and holds only its share of memory (used by the one request
+    middleware, `receiver.web.http.request_middleware`)."""
 
     def __init__(self, limits: HttpLimits) -> None:
         self._limits = limits
         self._pool = _BodyPool(limits.body_buffer_bytes)
 
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            reader = _BodyReader(receive, self._pool, self._limits.body_timeout_s)
-
-            async def send_closing_if_cut_off(message: Message) -> None:
-                # a body cut off mid-way leaves the connection unusable: close it after the
-                # answer, so that it neither lingers nor counts against the connection limit
-                if message["type"] == "http.response.start" and reader.cut_off:
-                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
-                await send(message)
-
-            try:
-                await app(scope, reader.receive, send_closing_if_cut_off)
-            finally:
-                reader.release()
-
-        return limited
+    def reader(self, receive: Receive) -> BodyReader:
+        """The `receive` of one request, held to the limits."""
+        return BodyReader(receive, self._pool, self._limits.body_timeout_s)
 
 
-class _BodyReader:
+class BodyReader:
+    """Reads one body; `cut_off` once it was refused (late or over the budget), when the
+    connection must close after the answer. `release` gives its memory share back."""
+
     def __init__(self, receive: Receive, pool: _BodyPool, timeout_s: float) -> None:
         self._receive = receive
         self._pool = pool
