@@ -129,14 +129,7 @@ class Archiver:
         return outcome
 
     def _claim(self, conn: Connection) -> list[OutputRecord]:
-        now = utcnow()
-        return gateway.claim_outputs(
-            conn,
-            owner=self._replica.owner,
-            now=now,
-            lease_until=now + self._replica.lease,
-            limit=self._config.concurrency * 2,
-        )
+        return self._replica.claim(gateway.claim_outputs, conn, limit=self._config.concurrency * 2)
 
     async def _archive(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
         async with self._slots:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import click
 
@@ -18,12 +18,14 @@ if TYPE_CHECKING:  # the database code is imported by the commands that open one
     from storage.db import Database
 
 __all__ = [
+    "Columns",
     "LazyCommand",
     "OneLineUsageError",
     "ReceiverGroup",
     "migrated_db",
     "open_runtime",
     "print_json",
+    "print_records",
     "print_table",
     "run",
     "settings_from",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+Columns: TypeAlias = Sequence[tuple[str, Callable[[T], str]]]
+"""A table's columns, left to right: each one's header, and how an item shows under it."""
 
 
 @dataclass(frozen=True)
@@ -210,3 +215,9 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def print_records(items: Iterable[T], columns: Columns[T]) -> None:
+    """A table of one row per item."""
+    header = tuple(title for title, _ in columns)
+    print_table([header, *(tuple(cell(item) for _, cell in columns) for item in items)])

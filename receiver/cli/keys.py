@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver.cli.common import (
-    print_table,
-    run,
-    settings_from,
-    when,
-    with_db,
-)
+from receiver.cli.common import Columns, print_records, run, settings_from, when, with_db
 from receiver.settings import Settings, parse_duration
 
 if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
-    from receiver.webhooks.keyring import SecretStore
+    from receiver.webhooks.keyring import Secret, SecretStore
     from storage.db import Database
     from storage.records import SecretRecord
 
@@ -64,26 +58,24 @@ def secrets_add(ctx: click.Context, secret: str, expires_in: str | None, label: 
     click.echo(f"added secret {secret_id}")
 
 
+_SECRET_COLUMNS: Columns[Secret] = (
+    ("ID", lambda s: str(s.id)),
+    ("STATE", lambda s: s.state),
+    ("PREVIEW", lambda s: s.preview),
+    ("SOURCE", lambda s: s.source),
+    ("EXPIRES", lambda s: when(s.expires_at)),
+    ("LAST MATCHED", lambda s: when(s.last_matched_at)),
+    ("MATCHES", lambda s: str(s.match_count)),
+    ("LABEL", lambda s: s.label or ""),
+)
+
+
 @secrets.command("list")
 @click.pass_context
 def secrets_list(ctx: click.Context) -> None:
     """Show every secret: preview, state, expiry, last match."""
-    rows = _with_secrets(settings_from(ctx), lambda store: store.list())
-    table = [("ID", "STATE", "PREVIEW", "SOURCE", "EXPIRES", "LAST MATCHED", "MATCHES", "LABEL")]
-    table += [
-        (
-            str(s.id),
-            s.state,
-            s.preview,
-            s.source,
-            when(s.expires_at),
-            when(s.last_matched_at),
-            str(s.match_count),
-            s.label or "",
-        )
-        for s in rows
-    ]
-    print_table(table)
+    found = _with_secrets(settings_from(ctx), lambda store: store.list())
+    print_records(found, _SECRET_COLUMNS)
 
 
 @secrets.command("retire")

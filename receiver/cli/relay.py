@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver.cli.common import print_json, print_table, run, settings_from, when, with_db
+from receiver.cli.common import (
+    Columns,
+    print_json,
+    print_records,
+    run,
+    settings_from,
+    when,
+    with_db,
+)
 from receiver.settings import Settings, parse_duration
 
 if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
-    from receiver.relay.destinations import DestinationStore
+    from receiver.relay.destinations import Destination, DestinationStore
     from storage.db import Database
+    from storage.records import EventRecord
 
 __all__ = ["destinations", "events"]
 
@@ -57,26 +66,24 @@ def destinations_add(
     click.echo(f"secret      {created.secret}   (shown once: verify pushes with it)")
 
 
+_DESTINATION_COLUMNS: Columns[Destination] = (
+    ("ID", lambda d: d.id),
+    ("STATE", lambda d: d.state),
+    ("URL", lambda d: d.url),
+    ("EVENTS", lambda d: ",".join(d.events)),
+    ("PENDING", lambda d: str(d.pending)),
+    ("DELIVERED", lambda d: str(d.delivered)),
+    ("FAILED", lambda d: str(d.failed)),
+    ("WAITING SINCE", lambda d: when(d.oldest_pending_at)),
+)
+
+
 @destinations.command("list")
 @click.pass_context
 def destinations_list(ctx: click.Context) -> None:
     """Every destination, its state, and how its pushes stand."""
     found = _with_store(settings_from(ctx), lambda store: store.list_all())
-    rows = [("ID", "STATE", "URL", "EVENTS", "PENDING", "DELIVERED", "FAILED", "WAITING SINCE")]
-    rows += [
-        (
-            d.id,
-            d.state,
-            d.url,
-            ",".join(d.events),
-            str(d.pending),
-            str(d.delivered),
-            str(d.failed),
-            when(d.oldest_pending_at),
-        )
-        for d in found
-    ]
-    print_table(rows)
+    print_records(found, _DESTINATION_COLUMNS)
 
 
 @destinations.command("show")
@@ -140,6 +147,16 @@ def events() -> None:
     """The events told to your app: list them, or push them again."""
 
 
+_EVENT_COLUMNS: Columns[EventRecord] = (
+    ("POSITION", lambda e: str(e.position)),
+    ("ID", lambda e: e.id),
+    ("TYPE", lambda e: e.type),
+    ("JOB", lambda e: e.job_id or "-"),
+    ("SEQ", lambda e: str(e.sequence or "-")),
+    ("CREATED", lambda e: when(e.created_at)),
+)
+
+
 @events.command("list")
 @click.option("--after", type=click.IntRange(0), default=0, help="Cursor: after this position.")
 @click.option("--type", "types", help="Comma-separated event types.")
@@ -160,12 +177,7 @@ def events_list(
         )
 
     found = run(with_db(settings_from(ctx), read))
-    rows = [("POSITION", "ID", "TYPE", "JOB", "SEQ", "CREATED")]
-    rows += [
-        (str(e.position), e.id, e.type, e.job_id or "-", str(e.sequence or "-"), when(e.created_at))
-        for e in found
-    ]
-    print_table(rows)
+    print_records(found, _EVENT_COLUMNS)
 
 
 @events.command("replay", short_help="Push events to a destination again, with their ids.")

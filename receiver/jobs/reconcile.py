@@ -135,14 +135,7 @@ class Reconciler:
         return report
 
     def _claim_due_polls(self, conn: Connection) -> list[PollClaim]:
-        now = utcnow()
-        return gateway.claim_due_polls(
-            conn,
-            owner=self._replica.owner,
-            now=now,
-            lease_until=now + self._replica.lease,
-            limit=self._config.poll_batch,
-        )
+        return self._replica.claim(gateway.claim_due_polls, conn, limit=self._config.poll_batch)
 
     async def _poll(self, claim: PollClaim, report: PollReport) -> None:
         async with self._poll_slots:

@@ -18,13 +18,7 @@ from typing import TypeVar
 from receiver.aurous import AurousClient
 from receiver.errors import ReceiverError
 from receiver.generation import GenerationResponse
-from receiver.jobs.lifecycle import (
-    JobChanges,
-    Observation,
-    ObservationResult,
-    plan,
-    tracked_job,
-)
+from receiver.jobs.lifecycle import JobChanges, Observation, ObservationResult, plan, tracked_job
 from receiver.jobs.outbox import Outbox, OutboxNews
 from storage import gateway
 from storage.db import Connection, Database

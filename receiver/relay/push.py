@@ -197,14 +197,7 @@ class Pusher:
 
     def _claim(self, conn: Connection, limit: int) -> tuple[list[_Claimed], dict[str, list[str]]]:
         """Lease a batch of due pushes; with their events, destinations and secrets."""
-        now, replica = utcnow(), self._replica
-        pushes = gateway.claim_pushes(
-            conn,
-            owner=replica.owner,
-            now=now,
-            lease_until=now + replica.lease,
-            limit=limit,
-        )
+        pushes = self._replica.claim(gateway.claim_pushes, conn, limit=limit)
         if not pushes:
             return [], {}
         events = {e.id: e for e in gateway.events_by_ids(conn, [p.event_id for p in pushes])}

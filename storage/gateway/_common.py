@@ -18,6 +18,7 @@ __all__ = [
     "columns_of",
     "dialect_insert",
     "insert",
+    "page_after",
     "record_select",
     "records",
     "update_rows",
@@ -42,6 +43,13 @@ def columns_of(record_type: type[Record], table: Table) -> tuple[ColumnElement[A
 
 def record_select(record_type: type[Record], table: Table) -> Select[Any]:
     return select(*columns_of(record_type, table))
+
+
+def page_after(
+    record_type: type[Record], table: Table, key: ColumnElement[Any], after: int, limit: int | None
+) -> Select[Any]:
+    """Keyset paging: the rows past `after` in the order of `key`, at most `limit` (None: all)."""
+    return record_select(record_type, table).where(key > after).order_by(key).limit(limit)
 
 
 def records(record_type: type[R], rows: Iterable[Sequence[Any]]) -> list[R]:

@@ -14,6 +14,7 @@ from storage.db import Connection
 from storage.gateway._common import (
     columns_of,
     dialect_insert,
+    page_after,
     record_select,
     records,
     update_rows,
@@ -274,12 +275,7 @@ def list_events(
     limit: int = 100,
 ) -> list[EventRecord]:
     """Oldest first, from after the position `after`."""
-    stmt = (
-        record_select(EventRecord, EVENT)
-        .where(EVENT.c.position > after)
-        .order_by(EVENT.c.position)
-        .limit(limit)
-    )
+    stmt = page_after(EventRecord, EVENT, EVENT.c.position, after, limit)
     if types:
         stmt = stmt.where(EVENT.c.type.in_(types))
     if job_id:

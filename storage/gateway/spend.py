@@ -16,7 +16,7 @@ from sqlalchemy import Boolean, and_, case, func, literal, or_, select, type_coe
 from sqlalchemy.sql import ColumnElement, Select
 
 from storage.db import Connection
-from storage.gateway._common import chunks, insert, record_select, records
+from storage.gateway._common import chunks, insert, page_after, record_select, records
 from storage.gateway.ledger import L
 from storage.gateway.ledger import sum_of as _sum
 from storage.models import FINDING, GENERATION_MONEY, JOB, JOB_EVENT, JOB_REQUEST, SPEND_DAY
@@ -342,12 +342,7 @@ def list_findings(
     conn: Connection, *, state: str = "open", after_id: int = 0, limit: int | None = None
 ) -> list[FindingRecord]:
     """Oldest first from `after_id`; every one of them unless `limit`."""
-    stmt = (
-        record_select(FindingRecord, FINDING)
-        .where(FINDING.c.id > after_id)
-        .order_by(FINDING.c.id)
-        .limit(limit)
-    )
+    stmt = page_after(FindingRecord, FINDING, FINDING.c.id, after_id, limit)
     if state == "open":
         stmt = stmt.where(FINDING.c.resolved_at.is_(None))
     elif state == "resolved":
