@@ -28,6 +28,7 @@ __all__ = [
     "api_get",
     "api_post",
     "current_request_id",
+    "error_body",
     "error_response",
     "exception_handlers",
     "request_middleware",
@@ -78,14 +79,23 @@ def current_request_id() -> str | None:
 
 def error_response(error: ReceiverError) -> Response[bytes]:
     """The envelope for `error`, with this request's id."""
-    status = error.http_status
     request_id = current_request_id()
     headers = error.headers
     if request_id is None:  # the router refused (404, 405) before any middleware ran
         request_id = new_id("rcv_")
         headers = {**_ROUTER_ERROR_HEADERS, REQUEST_ID_HEADER: request_id, **headers}
+    return Response(
+        error_body(error, request_id),
+        status_code=error.http_status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_body(error: ReceiverError, request_id: str | None) -> bytes:
+    """The error envelope's JSON."""
     body: dict[str, str | None] = {
-        "type": error_type(status),
+        "type": error_type(error.http_status),
         "code": error.code,
         "message": error.message,
         "request_id": request_id,
@@ -93,12 +103,7 @@ def error_response(error: ReceiverError) -> Response[bytes]:
     if error.param is not None:
         body["param"] = error.param
     body.update(error.extra)
-    return Response(
-        msgspec.json.encode({"error": body}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+    return msgspec.json.encode({"error": body})
 
 
 def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:

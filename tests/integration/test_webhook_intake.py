@@ -133,6 +133,43 @@ async def test_an_oversized_body_is_413(client: Client) -> None:
     assert rejected[0]["body_size"] == len(body)
 
 
+async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client) -> None:
+    # A chunked upload, as the HTTP server hands it over: no Content-Length to refuse it by, so
+    # the limit holds while the body is read. (The test client cannot stream a request body.)
+    body = b"x" * (11 * 1024 * 1024)
+    chunks = [body[start : start + 65536] for start in range(0, len(body), 65536)]
+    answer: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        answer.append(message)
+
+    signature = headers(body)["Aurous-Webhook-Signature"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/aurous",
+        "raw_path": b"/webhooks/aurous",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"transfer-encoding", b"chunked"), (b"aurous-webhook-signature", signature)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await client.app(scope, receive, send)
+    assert answer[0]["status"] == 413
+    assert json.loads(answer[1]["body"])["error"]["code"] == "body_too_large"
+    assert len(chunks) > 0  # it stopped reading once the limit was passed
+    rejected = (await client.get("/deliveries", params={"status": "rejected"})).json()["data"]
+    assert rejected[0]["reason"] == "body_too_large"
+
+
 async def test_status_never_regresses_and_contradictions_are_kept(client: Client) -> None:
     await deliver(client, endpoint_event(generation(JOB, "succeeded"), event_id="evt_1"))
     await deliver(client, callback_event(generation(JOB, "processing")))
