@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from storage.db import Connection
 from storage.gateway._common import insert, record_select, records
@@ -61,10 +63,26 @@ def set_secret_expiry(conn: Connection, secret_id: int, at: datetime | None) -> 
     return conn.execute(stmt).rowcount == 1
 
 
+@cache
+def _count_matches_stmt() -> Any:
+    # Built once: every intake batch runs it, and building a statement costs more than running it.
+    return (
+        update(WEBHOOK_SECRET)
+        .where(WEBHOOK_SECRET.c.id == bindparam("secret_id"))
+        .values(
+            match_count=WEBHOOK_SECRET.c.match_count + bindparam("count"),
+            last_matched_at=bindparam("last_at"),
+        )
+    )
+
+
 def record_secret_matches(conn: Connection, matches: Mapping[int, tuple[int, datetime]]) -> None:
-    for secret_id, (count, last_at) in matches.items():
+    """Add matches to each secret's count: (matches, latest match) by secret id."""
+    if matches:
         conn.execute(
-            update(WEBHOOK_SECRET)
-            .where(WEBHOOK_SECRET.c.id == secret_id)
-            .values(match_count=WEBHOOK_SECRET.c.match_count + count, last_matched_at=last_at)
+            _count_matches_stmt(),
+            [
+                {"secret_id": secret_id, "count": count, "last_at": last_at}
+                for secret_id, (count, last_at) in matches.items()
+            ],
         )
