@@ -246,7 +246,8 @@ def mem():
             d[k] = int(v.split()[0])
     return d
 def third_party():
-    names = {m.split(".")[0] for m in sys.modules} - set(sys.stdlib_module_names)
+    loaded = {m.split(".")[0] for m, module in sys.modules.items() if module is not None}
+    names = loaded - set(sys.stdlib_module_names)
     return sorted(m for m in names - {"receiver", "storage", "simulator"} if m[0] != "_")
 trace = "--trace" in sys.argv
 if trace:
@@ -274,6 +275,7 @@ print(json.dumps({"stages": stages, "packages": packages, "modules": modules, "t
 _ALONE = r"""
 import importlib, json, sys, time
 from pathlib import Path
+import receiver  # what it marks unused (receiver/__init__.py) stays unloaded here too
 def rss():
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -291,6 +293,7 @@ print(json.dumps([rss() - before, time.perf_counter() - started]))
 _OURS = r"""
 import importlib, json, sys, time
 from pathlib import Path
+import receiver  # what it marks unused (receiver/__init__.py) stays unloaded here too
 def rss():
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -349,7 +352,7 @@ def serving_variants(args: argparse.Namespace, workdir: Path) -> None:
     change to the code (the database of the first run, already at head)."""
     variants = [
         ("serve, as above", {}, ()),
-        ("serve --no-migrate (alembic still imported)", {}, ("--no-migrate",)),
+        ("serve --no-migrate", {}, ("--no-migrate",)),
         ("MALLOC_ARENA_MAX=2 (fewer glibc arenas)", {"MALLOC_ARENA_MAX": "2"}, ()),
     ]
     print(f"  the idle server started otherwise (VmRSS after {args.settle:g} s, MiB):")
@@ -478,37 +481,20 @@ def first_importers(tree: list[tuple[int, str]], package: str) -> list[str]:
 
 
 # Groups of packages that the service loads at start but needs only for some settings or some
-# commands; what each would save is measured as a marginal: every package loaded at start,
-# then the same without the group (whatever else still imports part of it stays counted).
+# work; what each would save is measured as a marginal: every package loaded at start, then the
+# same without the group (whatever else still imports part of it stays counted). Already left
+# out until needed: alembic and mako (upgrades run in a child of `serve`), aiohttp (the first
+# push), jinja2 (the first page), obstore (the first archive read or write), httpx's CLI and
+# uvicorn's watchfiles reloader (never: receiver/__init__.py).
 CUT_CANDIDATES = {
-    "alembic + mako (only `migrate`; the head revision could be a constant)": [
-        "alembic",
-        "mako",
-    ],
-    "aiohttp stack (only when a destination exists: the pusher)": [
-        "aiohttp",
-        "aiohappyeyeballs",
-        "aiosignal",
-        "yarl",
-        "multidict",
-        "frozenlist",
-        "propcache",
-        "attr",
-        "attrs",
-    ],
-    "httpx + httpcore + h11 + pygments + rich (httpx loads its CLI's extras when installed; "
-    "unused without AUROUS_API_KEY, or the Aurous client on aiohttp)": [
+    "httpx + httpcore + h11 (clients made at start: the archiver's, and the Aurous client's "
+    "with AUROUS_API_KEY; made at their first request instead)": [
         "httpx",
         "httpcore",
         "h11",
-        "pygments",
-        "rich",
-        "markdown_it",
-        "mdurl",
     ],
-    "jinja2 + markupsafe (only the dashboard)": ["jinja2", "markupsafe"],
-    "obstore (only s3:// media)": ["obstore"],
-    "sqlmodel + pydantic (tables as SQLAlchemy Core instead)": [
+    "sqlmodel + pydantic (tables as SQLAlchemy Core instead, and Litestar's pydantic plugin, "
+    "which Litestar() adds whenever pydantic is installed, left out)": [
         "sqlmodel",
         "pydantic",
         "pydantic_core",

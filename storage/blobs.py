@@ -11,6 +11,10 @@ atomic insert), so exactly one writer wins. Larger files stream from disk as a m
 upload that becomes visible only when it completes (S3: CompleteMultipartUpload; local: a
 staging file renamed into place); obstore cannot make that conditional, so the blob is
 checked for first, and a racing writer at worst replaces it with the same bytes.
+
+obstore is imported when a store first needs it: a local store opens at its first read or
+write, so a receiver that has archived nothing yet has not loaded it (about 4 MiB of an idle
+receiver's memory, bench/idle.py).
 """
 
 from __future__ import annotations
@@ -26,10 +30,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urlsplit
-
-import obstore as obs
-from obstore.exceptions import AlreadyExistsError, BaseError
-from obstore.store import LocalStore, MemoryStore, S3Store
 
 if TYPE_CHECKING:
     from obstore import Attributes, GetOptions, GetResult
@@ -73,13 +73,30 @@ def key_for(sha256: str) -> str:
 
 class BlobStore:
     def __init__(
-        self, store: ObjectStore, location: str, *, keeps_types: bool, root: Path | None = None
+        self,
+        store: ObjectStore | None,
+        location: str,
+        *,
+        keeps_types: bool,
+        root: Path | None = None,
     ) -> None:
-        self._store = store
+        """`store` None: a local store on `root`, opened at its first use."""
+        if store is None and root is None:
+            raise ValueError("a blob store needs an obstore store or a local root")
+        self._opened = store
         self._location = location
         self._root = root  # the folder of a local store: lets put_file link instead of copy
         # LocalStore rejects attributes outright, so there is nowhere to keep a content type.
         self._keeps_types = keeps_types
+
+    @property
+    def _store(self) -> ObjectStore:
+        if self._opened is None:
+            from obstore.store import LocalStore
+
+            assert self._root is not None  # __init__ refuses a store without either
+            self._opened = LocalStore(self._root)
+        return self._opened
 
     @classmethod
     def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> BlobStore:
@@ -92,6 +109,8 @@ class BlobStore:
         if parts.scheme == "s3":
             return _open_s3(url, parts, os.environ if env is None else env)
         if parts.scheme == "memory" and parts.netloc == "" and parts.path in ("", "/"):
+            from obstore.store import MemoryStore
+
             return cls(MemoryStore(), "memory://", keeps_types=True)
         raise _bad_url(url, f"expected {_URL_FORMS}")
 
@@ -128,6 +147,11 @@ class BlobStore:
     async def signed_url(self, sha256: str, expires_in: timedelta) -> str | None:
         """A URL anyone may GET the blob from until it expires: presigned on S3; None for a
         local or memory store (the service serves those itself)."""
+        if self._root is not None:  # local: no need to open the store to know
+            return None
+        import obstore as obs
+        from obstore.store import S3Store
+
         if not isinstance(self._store, S3Store):
             return None
         url: str = await obs.sign_async(self._store, "GET", key_for(sha256), expires_in)
@@ -155,6 +179,8 @@ class BlobStore:
 
     async def list_hashes(self) -> AsyncIterator[tuple[str, int]]:
         """Every stored blob's hash and size; objects outside the key layout are skipped."""
+        import obstore as obs
+
         async for batch in obs.list(self._store, "sha256", chunk_size=1000):
             for meta in batch:
                 match = _KEY.fullmatch(meta["path"])
@@ -169,12 +195,17 @@ class BlobStore:
 
     async def delete(self, sha256: str) -> None:
         """Remove a blob if present. For tests and repair tools: blobs are otherwise forever."""
+        import obstore as obs
+
         with contextlib.suppress(FileNotFoundError):
             await obs.delete_async(self._store, key_for(sha256))
 
     async def _put_whole(
         self, key: str, source: IO[bytes], size: int, attributes: Attributes | None
     ) -> bool:
+        import obstore as obs
+        from obstore.exceptions import AlreadyExistsError
+
         data = await asyncio.to_thread(source.read)
         _check_size(len(data), size)
         try:
@@ -186,6 +217,8 @@ class BlobStore:
     async def _put_multipart(
         self, key: str, source: IO[bytes], size: int, attributes: Attributes | None
     ) -> bool:
+        import obstore as obs
+
         if await self._exists(key):
             return False
         await obs.put_async(
@@ -200,6 +233,8 @@ class BlobStore:
         return True
 
     async def _exists(self, key: str) -> bool:
+        import obstore as obs
+
         try:
             await obs.head_async(self._store, key)
         except FileNotFoundError:
@@ -217,6 +252,8 @@ class BlobStore:
         return {"range": (start, stop)} if start < stop else None
 
     async def _get(self, sha256: str, options: GetOptions) -> GetResult:
+        import obstore as obs
+
         try:
             return await obs.get_async(self._store, key_for(sha256), options=options)
         except FileNotFoundError:
@@ -246,7 +283,7 @@ def _open_local(url: str, parts: SplitResult) -> BlobStore:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _bad_url(url, f"cannot create the folder: {err.strerror}") from None
-    return BlobStore(LocalStore(folder), folder.as_uri(), keeps_types=False, root=folder)
+    return BlobStore(None, folder.as_uri(), keeps_types=False, root=folder)
 
 
 def _same_device(path: Path, root: Path) -> bool:
@@ -285,6 +322,9 @@ def _open_s3(url: str, parts: SplitResult, env: Mapping[str, str]) -> BlobStore:
     client: ClientConfig = {**_S3_CLIENT}
     if endpoint.startswith("http://"):
         client["allow_http"] = True
+    from obstore.exceptions import BaseError
+    from obstore.store import S3Store
+
     try:
         store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client)
     except (BaseError, ValueError) as err:

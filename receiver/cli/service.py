@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
         settings = settings.with_overrides(cookie_secure=not is_loopback_name(host))
     configure_logging(settings.log_format)
     if migrate:
-        run(_migrate(settings))
+        run(_migrate(settings, in_child=True))
     app: Any = "receiver.web.app:create_app_from_env"
     if workers == 1:
         app = create_app(settings)
@@ -88,7 +90,9 @@ def migrate(ctx: click.Context) -> None:
     click.echo(f"database at revision {revision}")
 
 
-async def _migrate(settings: Settings) -> str | None:
+async def _migrate(settings: Settings, *, in_child: bool = False) -> str | None:
+    """Upgrade the schema if it is behind: here, or (`in_child`, for a process that lives on
+    after) in a child process, so that Alembic is never loaded into this one."""
     from storage.db import Database
     from storage.migrate import current_revision, head_revision, upgrade
 
@@ -96,10 +100,33 @@ async def _migrate(settings: Settings) -> str | None:
     db = Database(settings.database_url)
     try:
         if await current_revision(db) != head_revision():  # Alembic is loaded only to upgrade
-            await upgrade(db)
+            if in_child:
+                await _upgrade_in_child(settings)
+            else:
+                await upgrade(db)
         return await current_revision(db)
     finally:
         await db.dispose()
+
+
+async def _upgrade_in_child(settings: Settings) -> None:
+    """`python -m receiver.cli.upgrade` on this database; its log lines go to stderr as this
+    process's own, its one-line error (on stdout) becomes this one's."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "receiver.cli.upgrade",
+        stdout=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "RECEIVER_DATABASE_URL": settings.database_url,
+            "RECEIVER_LOG_FORMAT": settings.log_format,
+        },
+    )
+    error, _ = await child.communicate()
+    if child.returncode != 0:
+        message = error.decode(errors="replace").strip()
+        raise RuntimeError(message or f"the schema upgrade failed (exit status {child.returncode})")
 
 
 @click.command()

@@ -1,22 +1,32 @@
-"""Rendering helpers for the dashboard and the API docs page: Jinja set-up and filters."""
+"""Rendering helpers for the dashboard and the API docs page: Jinja set-up and filters.
+
+Jinja is loaded when the first page is rendered (`LazyJinja`), not when the app is built: a
+receiver whose dashboard nobody opens does without it (bench/idle.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request
 from litestar.openapi.plugins import RapidocRenderPlugin
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.template import TemplateConfig
-from markupsafe import Markup
+from litestar.template import TemplateConfig, TemplateEngineProtocol
 
 from receiver.spend.reports import runway_days_text
 from storage.types import utcnow
 
-__all__ = ["LocalRapidoc", "template_config"]
+if TYPE_CHECKING:
+    from jinja2 import Template
+    from litestar.plugins.jinja import JinjaTemplateEngine
+    from litestar.template.base import TemplateCallableType
+    from markupsafe import Markup
+
+__all__ = ["LazyJinja", "LocalRapidoc", "template_config"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class LocalRapidoc(RapidocRenderPlugin):
@@ -31,19 +41,59 @@ class LocalRapidoc(RapidocRenderPlugin):
 mono-font="monospace" load-fonts="false" show-header="false"></rapi-doc></body></html>""".encode()
 
 
-def template_config(directory: Path) -> TemplateConfig[JinjaTemplateEngine]:
+class LazyJinja(TemplateEngineProtocol["Template", Mapping[str, Any]]):
+    """Litestar's Jinja engine for the templates in `directory`, built at its first use."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._built: JinjaTemplateEngine | None = None
+        self._callables: list[tuple[str, Any]] = []  # registered before the engine was built
+
+    @property
+    def engine(self) -> JinjaTemplateEngine:
+        if self._built is None:
+            self._built = _jinja_engine(self._directory)
+            for key, template_callable in self._callables:
+                self._built.register_template_callable(key, template_callable)
+        return self._built
+
+    def get_template(self, template_name: str) -> Template:
+        return self.engine.get_template(template_name)
+
+    def render_string(self, template_string: str, context: Mapping[str, Any]) -> str:
+        return self.engine.render_string(template_string, context)
+
+    def register_template_callable(
+        self, key: str, template_callable: TemplateCallableType[Mapping[str, Any], P, T]
+    ) -> None:
+        if self._built is None:
+            self._callables.append((key, template_callable))
+        else:
+            self._built.register_template_callable(key, template_callable)
+
+
+def template_config(directory: Path) -> TemplateConfig[LazyJinja]:
+    return TemplateConfig(instance=LazyJinja(directory))
+
+
+def _jinja_engine(directory: Path) -> JinjaTemplateEngine:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from litestar.plugins.jinja import JinjaTemplateEngine
+
     environment = Environment(
         loader=FileSystemLoader(directory), autoescape=select_autoescape(default=True)
     )
     environment.filters.update(
         when=_when, credits=_credits, filesize=_filesize, runway_days=runway_days_text
     )
-    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
+    return JinjaTemplateEngine.from_environment(environment)
 
 
 def _when(value: Any) -> Markup | str:
     """A moment, short enough for a table cell (the year only when it is not this one), on
     one line (CSS keeps `time` from wrapping), with the full ISO time in its tooltip."""
+    from markupsafe import Markup  # loaded with Jinja, which alone calls this filter
+
     if value is None or value == "":
         return "-"
     if isinstance(value, str):

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import ColumnElement, Select
 
 from storage.db import Connection
@@ -29,7 +29,11 @@ CHUNK = 2000  # ids per IN (...) list: far below every driver's parameter limit
 
 
 def dialect_insert(dialect: str, table: Table) -> Any:
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    if dialect == "postgresql":  # loaded only where it is used: 2 MiB of an idle receiver
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def insert(conn: Connection, table: Table) -> Any:
