@@ -13,6 +13,12 @@ the most the storage path lets the endpoint reach, whatever the HTTP layer costs
 
 Needs wrk (Debian package `wrk`).
 
+An A/B of the endpoint between this checkout and another one (an older commit, say), measured
+in turns under the same load, prints each turn and the medians:
+
+    git worktree add /tmp/before REV
+    .venv/bin/python bench/ingest.py --against /tmp/before --rounds 4
+
 Two more modes drive a real `aurous-receiver serve` (SQLite, default settings) from this process
 (asyncio + aiohttp), with a bare Litestar run at the same load first as the floor (skip it with
 --no-baseline). Neither needs wrk:
@@ -45,6 +51,7 @@ import shlex
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,7 +102,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def serve(
+    kind: str, port: int, data_dir: Path, code: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`kind`'s server; `code`: run another checkout's receiver (its own modules and
+    bench/_servers.py) instead of this one's."""
     env = dict(
         os.environ,
         RECEIVER_DATA_DIR=str(data_dir),
@@ -104,12 +115,19 @@ def serve(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
         AUROUS_WEBHOOK_SECRET=SECRET,
         RECEIVER_LOG_FORMAT="text",
     )
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    servers = (code / "bench" if code else Path(__file__).parent) / "_servers.py"
     if kind == "receiver":
         subprocess.run(
-            [sys.executable, "-m", "receiver", "migrate"], env=env, check=True, capture_output=True
+            [sys.executable, "-m", "receiver", "migrate"],
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=code,
         )
-    command = [sys.executable, str(Path(__file__).parent / "_servers.py"), kind, str(port)]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    command = [sys.executable, str(servers), kind, str(port)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, cwd=code)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -201,11 +219,17 @@ def _latency(output: str, label: str) -> float:
 
 
 def measure(
-    kind: str, args: argparse.Namespace, workdir: Path, deliveries: Path
+    kind: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    deliveries: Path,
+    *,
+    code: Path | None = None,
+    label: str | None = None,
 ) -> dict[str, float]:
     port = free_port()
-    data_dir = workdir / kind
-    server = serve(kind, port, data_dir)
+    data_dir = workdir / (label or kind)
+    server = serve(kind, port, data_dir, code)
     try:
         script = workdir / "cycle.lua"
         script.write_text(LUA)
@@ -711,12 +735,42 @@ def burst_mode(args: argparse.Namespace, workdir: Path) -> bool:
     return fine
 
 
+def against_mode(args: argparse.Namespace, workdir: Path, deliveries: Path) -> None:
+    """This checkout's endpoint and another's (`--against DIR`), interleaved, round after
+    round, under the same wrk load: the A/B that tells whether a change made ingest slower."""
+    sides = {"this checkout": None, f"{args.against}": Path(args.against).resolve()}
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    print(f"{'round':<7}{'side':<40}{'req/s':>9}{'p99 ms':>9}{'server CPU us/req':>19}")
+    for round_number in range(1, args.rounds + 1):
+        for n, (name, code) in enumerate(sides.items()):
+            label = f"ab-{round_number}-{n}"
+            row = measure("receiver", args, workdir, deliveries, code=code, label=label)
+            figures[name].append(row)
+            print(
+                f"{round_number:<7}{name[-39:]:<40}{row['rps']:>9.0f}{row['p99_ms']:>9.1f}"
+                f"{row['cpu_us']:>19.0f}"
+            )
+    for name, rows in figures.items():
+        print(
+            f"median {name[-32:]:<33}{statistics.median(r['rps'] for r in rows):>9.0f}"
+            f"{statistics.median(r['p99_ms'] for r in rows):>9.1f}"
+            f"{statistics.median(r['cpu_us'] for r in rows):>19.0f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--deliveries", type=int, default=120_000)
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="A/B: another checkout of the project (e.g. `git worktree add DIR REV`), its "
+        "endpoint measured in turns with this one's",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: how many turns")
     loads = parser.add_argument_group("open loop and burst (no wrk)")
     loads.add_argument(
         "--open-loop", type=float, metavar="RATE", help="deliveries/s on a fixed schedule"
@@ -751,6 +805,9 @@ def main() -> None:
         workdir = Path(tmp)
         deliveries = workdir / "deliveries.tsv"
         make_deliveries(deliveries, args.deliveries)
+        if args.against:
+            against_mode(args, workdir, deliveries)
+            return
         bare = measure("bare", args, workdir, deliveries)
         receiver = measure("receiver", args, workdir, deliveries)
         alone = measure_intake_alone(deliveries, workdir, args.connections, 20_000)
