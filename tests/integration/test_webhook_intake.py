@@ -162,7 +162,8 @@ async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    await client.app(scope, receive, send)
+    # on the loop the app runs on (the test client's portal), as its own requests are
+    await asyncio.to_thread(client.blocking_portal.call, client.app, scope, receive, send)
     assert answer[0]["status"] == 413
     assert json.loads(answer[1]["body"])["error"]["code"] == "body_too_large"
     assert len(chunks) > 0  # it stopped reading once the limit was passed
