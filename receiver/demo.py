@@ -44,45 +44,16 @@ SETTLE_TIMEOUT_S = 120
 _GRACEFUL_STOP_S = 3
 _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 
-# What a small team might ask for in an afternoon: no two requests alike. (The audit flags a
-# request repeated within a minute as a duplicate, so a demo that repeated itself would report
-# anomalies of its own making.)
+# What a small team might ask for in an afternoon (demo_workload.json): no two requests alike.
+# (The audit flags a request repeated within a minute as a duplicate, so a demo that repeated
+# itself would report anomalies of its own making; the same prompt with another seed is a new
+# request, not a repeat.)
 _Body = dict[str, str | int | bool]  # a create request's JSON body
-_IMAGE_REQUESTS: tuple[_Body, ...] = (
-    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2"},
-    {"prompt": "a red fox in fresh snow", "size": "2k_1_1", "count": 2},
-    {"prompt": "neon city street in the rain", "size": "2k_16_9"},
-    {"prompt": "a quiet tea garden in the mist", "size": "2k_4_3"},
-    {"prompt": "an astronaut reading in a hammock", "size": "2k_2_3"},
-    {"prompt": "bowl of ramen, top-down product shot", "size": "2k_1_1", "count": 3},
-    {"prompt": "paper cranes over a blue desk", "size": "2k_1_1"},
-    {"prompt": "a cosy cabin under the northern lights", "size": "2k_16_9", "count": 2},
-    {"prompt": "isometric tiny bakery, pastel colours", "size": "2k_1_1"},
-    {"prompt": "old map of an imaginary island", "size": "2k_4_3"},
-    {"prompt": "a sailing boat in a storm, oil painting", "size": "2k_3_2", "count": 2},
-    {"prompt": "macro shot of a dew-covered leaf", "size": "2k_1_1"},
-    {"prompt": "a robot watering houseplants", "size": "2k_3_4"},
-    {"prompt": "desert canyon at golden hour", "size": "2k_21_9"},
-    {"prompt": "a cat asleep on a stack of books", "size": "2k_1_1", "count": 2},
-    {"prompt": "retro poster of a mountain railway", "size": "2k_2_3"},
-    {"prompt": "glass greenhouse full of orchids", "size": "2k_4_3"},
-    {"prompt": "a hot air balloon above vineyards", "size": "2k_16_9"},
-    {"prompt": "logo sketch: a hummingbird", "size": "2k_1_1", "count": 4},
-    {"prompt": "underwater city with whales", "size": "2k_16_9"},
-    # Variations of one picture: the same prompt with other seeds is a new request, not a repeat.
-    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2", "seed": 11},
-    {"prompt": "a lighthouse at dawn, watercolour", "size": "2k_3_2", "seed": 12},
-    {"prompt": "a red fox in fresh snow", "size": "2k_1_1", "enhance_prompt": True},
-    {"prompt": "neon city street in the rain", "size": "2k_9_16", "negative_prompt": "people"},
+_WORKLOAD: dict[str, list[_Body]] = json.loads(
+    (Path(__file__).parent / "demo_workload.json").read_text()
 )
-_VIDEO_REQUESTS: tuple[_Body, ...] = (
-    {"prompt": "waves rolling onto a pebble beach", "duration": 3, "resolution": "480p"},
-    {"prompt": "time-lapse of clouds over a city", "duration": 4, "resolution": "720p"},
-    {"prompt": "a paper plane gliding through an office", "duration": 2, "resolution": "480p"},
-    {"prompt": "candle flame flickering in the dark", "duration": 2, "resolution": "720p"},
-    {"prompt": "drone shot over autumn forest", "duration": 4, "resolution": "480p"},
-    {"prompt": "coffee poured into a glass cup", "duration": 3, "resolution": "480p"},
-)
+_IMAGE_REQUESTS: tuple[_Body, ...] = tuple(_WORKLOAD["images"])
+_VIDEO_REQUESTS: tuple[_Body, ...] = tuple(_WORKLOAD["videos"])
 # Jobs another backend of the same team creates straight at Aurous: the sweep adopts them.
 _ELSEWHERE_PROMPTS = tuple(f"catalogue photo {n}: a ceramic mug, studio light" for n in range(10))
 # The anomaly injected on purpose: one request sent twice under two idempotency keys, as a
@@ -305,9 +276,7 @@ async def _workload(
         )
 
 
-async def _inject_duplicate(
-    http: httpx.AsyncClient, receiver: str, token: str
-) -> _Injected | None:
+async def _inject_duplicate(http: httpx.AsyncClient, receiver: str, token: str) -> _Injected | None:
     """Send one request twice under two idempotency keys: a real anomaly of the account (two
     jobs billed for one picture) that the audit must report as `duplicate_request`."""
     job_ids = []

@@ -35,12 +35,7 @@ from receiver.web.auth import resolve_admin_token
 from receiver.webhooks.intake import Intake
 from receiver.webhooks.keyring import SecretStore
 from storage.blobs import BlobStore
-from storage.crypto import (
-    SecretBox,
-    decode_master_key,
-    new_master_key_text,
-    read_or_create_private_file,
-)
+from storage.crypto import SecretBox, open_secret_box
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
 from storage.private import keep_private
@@ -106,13 +101,11 @@ RuntimeDep: TypeAlias = NamedDependency[Runtime]
 
 
 def load_secret_box(settings: Settings) -> SecretBox:
-    if settings.master_key:
-        return SecretBox(decode_master_key(settings.master_key))
     path = Path(settings.data_dir) / MASTER_KEY_FILE
-    text, created = read_or_create_private_file(path, new_master_key_text)
+    box, created = open_secret_box(settings.master_key, path)
     if created:
         log.warning("master key generated into %s; back it up with the database", path.resolve())
-    return SecretBox(decode_master_key(text))
+    return box
 
 
 async def _check_migrated(db: Database) -> str | None:

@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.private import private_file
 
-__all__ = ["CryptoError", "SecretBox", "decode_master_key", "read_or_create_private_file"]
+__all__ = [
+    "CryptoError",
+    "SecretBox",
+    "decode_master_key",
+    "open_secret_box",
+    "read_or_create_private_file",
+]
 
 _NONCE_BYTES = 12
 
@@ -68,6 +74,15 @@ def decode_master_key(text: str) -> bytes:
 
 def new_master_key_text() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def open_secret_box(master_key: str | None, key_file: Path) -> tuple[SecretBox, bool]:
+    """The box of the configured master key, else of the one in `key_file`, generated there
+    first if the file is missing. Returns (box, whether the key was just generated)."""
+    if master_key:
+        return SecretBox(decode_master_key(master_key)), False
+    text, created = read_or_create_private_file(key_file, new_master_key_text)
+    return SecretBox(decode_master_key(text)), created
 
 
 def read_or_create_private_file(path: Path, make: Callable[[], str]) -> tuple[str, bool]:

@@ -49,6 +49,8 @@ def retry_delay(attempts: int, *, past_deadline: bool = False) -> float:
 
 @dataclass
 class ArchiveOutcome:
+    """What one archive pass did to the outputs it claimed, for its log line and the CLI."""
+
     archived: int = 0
     lost: int = 0
     none: int = 0

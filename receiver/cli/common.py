@@ -29,6 +29,7 @@ __all__ = [
     "print_table",
     "run",
     "settings_from",
+    "table_command",
     "when",
     "with_db",
 ]
@@ -221,3 +222,17 @@ def print_records(items: Iterable[T], columns: Columns[T]) -> None:
     """A table of one row per item."""
     header = tuple(title for title, _ in columns)
     print_table([header, *(tuple(cell(item) for _, cell in columns) for item in items)])
+
+
+def table_command(
+    group: click.Group,
+    summary: str,
+    columns: Columns[T],
+    find: Callable[[Settings], Iterable[T]],
+) -> None:
+    """Give `group` a `list` command: a table of what `find` finds, one row per item."""
+
+    @group.command("list", help=summary)
+    @click.pass_context
+    def list_items(ctx: click.Context) -> None:
+        print_records(find(settings_from(ctx)), columns)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from receiver.cli.common import Columns, print_records, run, settings_from, when, with_db
+from receiver.cli.common import Columns, run, settings_from, table_command, when, with_db
 from receiver.settings import Settings, parse_duration
 
 if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts quickly
@@ -70,12 +70,12 @@ _SECRET_COLUMNS: Columns[Secret] = (
 )
 
 
-@secrets.command("list")
-@click.pass_context
-def secrets_list(ctx: click.Context) -> None:
-    """Show every secret: preview, state, expiry, last match."""
-    found = _with_secrets(settings_from(ctx), lambda store: store.list())
-    print_records(found, _SECRET_COLUMNS)
+table_command(
+    secrets,
+    "Show every secret: preview, state, expiry, last match.",
+    _SECRET_COLUMNS,
+    lambda settings: _with_secrets(settings, lambda store: store.list()),
+)
 
 
 @secrets.command("retire")

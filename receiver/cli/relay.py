@@ -13,6 +13,7 @@ from receiver.cli.common import (
     print_records,
     run,
     settings_from,
+    table_command,
     when,
     with_db,
 )
@@ -78,12 +79,12 @@ _DESTINATION_COLUMNS: Columns[Destination] = (
 )
 
 
-@destinations.command("list")
-@click.pass_context
-def destinations_list(ctx: click.Context) -> None:
-    """Every destination, its state, and how its pushes stand."""
-    found = _with_store(settings_from(ctx), lambda store: store.list_all())
-    print_records(found, _DESTINATION_COLUMNS)
+table_command(
+    destinations,
+    "Every destination, its state, and how its pushes stand.",
+    _DESTINATION_COLUMNS,
+    lambda settings: _with_store(settings, lambda store: store.list_all()),
+)
 
 
 @destinations.command("show")

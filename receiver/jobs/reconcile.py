@@ -30,6 +30,9 @@ WATERMARK_KEY = "sweep.watermark"
 
 @dataclass
 class SweepReport:
+    """One sweep of Aurous's job list: pages read, jobs seen, adopted (unknown here) and
+    changed."""
+
     pages: int = 0
     seen: int = 0
     adopted: int = 0
@@ -38,6 +41,8 @@ class SweepReport:
 
 @dataclass
 class PollReport:
+    """One round of polls: the unfinished jobs whose next poll was due."""
+
     polled: int = 0
     changed: int = 0
     failed: int = 0

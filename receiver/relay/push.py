@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 
 from standardwebhooks import Webhook
 
@@ -80,8 +81,9 @@ def next_attempt_delay(attempts: int, scale: float, retry_after: float | None) -
     return max(delay, min(retry_after or 0.0, _RETRY_AFTER_CAP_S))
 
 
-@dataclass(frozen=True)
-class _Claimed:
+class _Claimed(NamedTuple):
+    """A push leased to this replica, with the event it carries and where it goes."""
+
     push: PushRecord
     event: EventRecord
     destination: DestinationRecord
