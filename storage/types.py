@@ -25,8 +25,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
         # On SQLite, one step from an aware datetime to the text SQLAlchemy's DATETIME stores
-        # ("YYYY-MM-DD HH:MM:SS.ffffff"): its own two-step conversion cost a fifth of the
-        # ingest writer's time.
+        # ("YYYY-MM-DD HH:MM:SS.ffffff"): its own two-step conversion was an eighth of a
+        # profile of the intake.
         if dialect.name == "sqlite":
             return _sqlite_text
         return super().bind_processor(dialect)
