@@ -57,15 +57,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import _proc
 import httpx
 
+T = TypeVar("T")
 SECRET = "whsec_bench_8jKpQ4nXabc1234abcdef567890"
 TOKEN = "bench-admin-token-0123456789abcdefghij"
 MASTER_KEY = "q0tJp3xN1W8j2f7Yb6cVd5eRt4sAz3qQwLkMnBvCx1o="
@@ -479,15 +480,8 @@ async def drive(
     return LoadRun(shots, seconds, cpu1 - cpu0, server1 - server0, busy1 - busy0, in_flight[1])
 
 
-def run_load(
-    url: str,
-    deliveries: list[tuple[str, bytes]],
-    *,
-    rate: float | None,
-    connections: int,
-    server_pid: int,
-) -> LoadRun:
-    """`drive` on its own event loop (uvloop when installed, as the server's is)."""
+def run_on_uvloop(work: Coroutine[Any, Any, T]) -> T:
+    """`work` on its own event loop (uvloop when installed, as the server's is)."""
     try:
         import uvloop
 
@@ -495,9 +489,7 @@ def run_load(
     except ImportError:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(
-            drive(url, deliveries, rate=rate, connections=connections, server_pid=server_pid)
-        )
+        return runner.run(work)
 
 
 def check_stored(base_url: str, sent: list[tuple[str, bytes]]) -> StoredCheck:
@@ -566,8 +558,12 @@ def measure_load(
     try:
         url = f"http://127.0.0.1:{port}{path}"
         if warm:
-            run_load(url, warm, rate=rate, connections=connections, server_pid=server.pid)
-        result = run_load(url, load, rate=rate, connections=connections, server_pid=server.pid)
+            run_on_uvloop(
+                drive(url, warm, rate=rate, connections=connections, server_pid=server.pid)
+            )
+        result = run_on_uvloop(
+            drive(url, load, rate=rate, connections=connections, server_pid=server.pid)
+        )
         if kind == "receiver":
             check = check_stored(f"http://127.0.0.1:{port}", warm + load)
     finally:
