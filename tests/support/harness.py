@@ -3,6 +3,7 @@ to it, each in its own uvicorn server and thread, plus small helpers to wait and
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -23,10 +24,27 @@ API_KEY = "al_live_" + "cd" * 32
 WEBHOOK_SECRET = "whsec_e2e_Q4nXabc1234abcdef5678901"
 
 
+# Ports a test picks now and listens on later. They come from below the kernel's ephemeral
+# range (32768 and up on Linux): a port from that range, free when picked, could meanwhile be
+# taken as the local end of an outgoing connection (PostgreSQL, HTTP clients), and the server
+# would fail to bind it. Each is handed out once per test run.
+_PICKABLE = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    for _ in range(1000):
+        port = random.choice(_PICKABLE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
