@@ -20,8 +20,8 @@ from storage.crypto import SecretBox
 from storage.db import Connection, Database
 from storage.records import (
     DestinationRecord,
+    DestinationSecretRecord,
     DestinationUpdate,
-    NewDestinationSecret,
     PushTally,
 )
 from storage.types import utcnow
@@ -138,7 +138,7 @@ class DestinationStore:
             failing_since=None,
             last_success_at=None,
         )
-        sealed = NewDestinationSecret(record.id, self._seal(secret), _preview(secret), now, None)
+        sealed = DestinationSecretRecord(record.id, self._seal(secret), _preview(secret), now, None)
         await self._db.write(lambda conn: gateway.add_destination(conn, record, sealed))
         shown = await self.get(record.id)
         return view_of(CreatedDestination, shown, secret=secret)
@@ -182,7 +182,7 @@ class DestinationStore:
     async def rotate_secret(self, destination_id: str, grace: timedelta) -> CreatedDestination:
         """A new secret; the ones before it keep signing for `grace`, then stop."""
         now, secret = utcnow(), new_secret()
-        sealed = NewDestinationSecret(
+        sealed = DestinationSecretRecord(
             destination_id, self._seal(secret), _preview(secret), now, None
         )
 

@@ -25,7 +25,6 @@ from storage.records import (
     DestinationSecretRecord,
     DestinationUpdate,
     EventRecord,
-    NewDestinationSecret,
     NewPush,
     NewPushAttempt,
     PushAttemptRecord,
@@ -69,13 +68,13 @@ PENDING, DELIVERED, FAILED = PushState.PENDING, PushState.DELIVERED, PushState.F
 
 
 def add_destination(
-    conn: Connection, destination: DestinationRecord, secret: NewDestinationSecret
+    conn: Connection, destination: DestinationRecord, secret: DestinationSecretRecord
 ) -> None:
     conn.execute(DESTINATION.insert().values(**values_of(destination)))
     add_destination_secret(conn, secret)
 
 
-def add_destination_secret(conn: Connection, secret: NewDestinationSecret) -> None:
+def add_destination_secret(conn: Connection, secret: DestinationSecretRecord) -> None:
     conn.execute(DESTINATION_SECRET.insert().values(**values_of(secret)))
 
 

@@ -6,120 +6,17 @@ change in which a field left `UNSET` is not written. A record's fields are in th
 gateway selects its columns, so it is built from a row positionally (`Record(*row)`).
 """
 
-from storage.records.base import (
-    UNSET,
-    Change,
-    Record,
-    Slice,
-    UnsetType,
-    changed_fields,
-    values_of,
-)
-from storage.records.jobs import (
-    ArchivedBlob,
-    AtRiskOutput,
-    JobEndings,
-    JobEventRecord,
-    JobRecord,
-    JobRequestRecord,
-    JobRequestUpdate,
-    JobUpdate,
-    NewJob,
-    NewJobEvent,
-    NewJobRequest,
-    NewOutput,
-    OutputCounts,
-    OutputFinish,
-    OutputRecord,
-    PollClaim,
-)
-from storage.records.relay import (
-    DestinationRecord,
-    DestinationSecretRecord,
-    DestinationUpdate,
-    EventRecord,
-    NewDestinationSecret,
-    NewEvent,
-    NewPush,
-    NewPushAttempt,
-    PushAttemptRecord,
-    PushFinish,
-    PushRecord,
-    PushTally,
-)
-from storage.records.spend import (
-    BalanceSnapshotRecord,
-    FindingRecord,
-    FindingUpdate,
-    JobMoney,
-    JobSpend,
-    LedgerEntryRecord,
-    NewBalanceSnapshot,
-    NewFinding,
-    NewLedgerEntry,
-    RepeatedRequest,
-    SpendGroup,
-)
-from storage.records.webhooks import (
-    DeliveryRecord,
-    NewDelivery,
-    NewSecret,
-    RejectionCountRecord,
-    SecretRecord,
-    SessionRecord,
-)
+from storage.records import base, jobs, relay, spend, webhooks
+from storage.records.base import *  # noqa: F403
+from storage.records.jobs import *  # noqa: F403
+from storage.records.relay import *  # noqa: F403
+from storage.records.spend import *  # noqa: F403
+from storage.records.webhooks import *  # noqa: F403
 
-__all__ = [
-    "UNSET",
-    "ArchivedBlob",
-    "AtRiskOutput",
-    "BalanceSnapshotRecord",
-    "Change",
-    "DeliveryRecord",
-    "DestinationRecord",
-    "DestinationSecretRecord",
-    "DestinationUpdate",
-    "EventRecord",
-    "FindingRecord",
-    "FindingUpdate",
-    "JobEndings",
-    "JobEventRecord",
-    "JobMoney",
-    "JobRecord",
-    "JobRequestRecord",
-    "JobRequestUpdate",
-    "JobSpend",
-    "JobUpdate",
-    "LedgerEntryRecord",
-    "NewBalanceSnapshot",
-    "NewDelivery",
-    "NewDestinationSecret",
-    "NewEvent",
-    "NewFinding",
-    "NewJob",
-    "NewJobEvent",
-    "NewJobRequest",
-    "NewLedgerEntry",
-    "NewOutput",
-    "NewPush",
-    "NewPushAttempt",
-    "NewSecret",
-    "OutputCounts",
-    "OutputFinish",
-    "OutputRecord",
-    "PollClaim",
-    "PushAttemptRecord",
-    "PushFinish",
-    "PushRecord",
-    "PushTally",
-    "Record",
-    "RejectionCountRecord",
-    "RepeatedRequest",
-    "SecretRecord",
-    "SessionRecord",
-    "Slice",
-    "SpendGroup",
-    "UnsetType",
-    "changed_fields",
-    "values_of",
-]
+# Each module names its own records; this package offers them all under one name.
+__all__ = []
+__all__ += base.__all__
+__all__ += jobs.__all__
+__all__ += relay.__all__
+__all__ += spend.__all__
+__all__ += webhooks.__all__

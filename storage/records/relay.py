@@ -12,7 +12,6 @@ __all__ = [
     "DestinationSecretRecord",
     "DestinationUpdate",
     "EventRecord",
-    "NewDestinationSecret",
     "NewEvent",
     "NewPush",
     "NewPushAttempt",
@@ -65,16 +64,15 @@ class DestinationUpdate(Change, frozen=True):
     last_success_at: datetime | UnsetType | None = UNSET
 
 
-class NewDestinationSecret(Record, frozen=True):
+class DestinationSecretRecord(Record, frozen=True):
+    """A destination's signing secret, sealed; inserted and read as it is (its row id only
+    orders the rows)."""
+
     destination_id: str
     ciphertext: bytes
     preview: str
     created_at: datetime
     expires_at: datetime | None  # set when a rotation replaces it
-
-
-class DestinationSecretRecord(NewDestinationSecret, frozen=True):
-    id: int
 
 
 class NewPush(Record, frozen=True):

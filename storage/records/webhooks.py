@@ -8,7 +8,14 @@ import msgspec
 
 from storage.records.base import Record
 
-__all__ = ["DeliveryRecord", "NewDelivery", "NewSecret", "RejectionCountRecord", "SecretRecord"]
+__all__ = [
+    "DeliveryRecord",
+    "NewDelivery",
+    "NewSecret",
+    "RejectionCountRecord",
+    "SecretRecord",
+    "SessionRecord",
+]
 
 
 class NewSecret(Record, frozen=True):
