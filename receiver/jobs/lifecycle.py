@@ -148,7 +148,7 @@ class JobChanges:
 def _stored(new: NewJob) -> JobRecord:
     values = msgspec.structs.asdict(new)
     del values["last_response"]
-    return JobRecord(**values, lease_owner=None, lease_expires_at=None)
+    return JobRecord(**values)
 
 
 def plan(

@@ -4,6 +4,8 @@ into it. No SQLAlchemy row or loose dict leaves `storage/`.
 `…Record` is a stored row as the gateway reads it; `New…` is a row to insert; `…Update` is a
 change in which a field left `UNSET` is not written. A record's fields are in the order the
 gateway selects its columns, so it is built from a row positionally (`Record(*row)`).
+A record carries the columns its readers use: the lease columns (`lease_owner`,
+`lease_expires_at`) stay inside the gateway's claim and fenced-finish statements.
 """
 
 from storage.records import base, jobs, relay, spend, webhooks

@@ -40,8 +40,6 @@ class JobRecord(Record, frozen=True):
     last_observed_at: datetime
     next_poll_at: datetime | None
     poll_attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
     cost_micros: int | None
     cost_state: str | None
     cost_currency: str
@@ -118,8 +116,6 @@ class OutputRecord(NewOutput, frozen=True):
     id: int
     attempts: int
     next_attempt_at: datetime | None
-    lease_owner: str | None
-    lease_expires_at: datetime | None
     sha256: str | None
     size: int | None
     content_type: str | None

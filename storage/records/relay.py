@@ -89,13 +89,10 @@ class NewPush(Record, frozen=True):
 
 
 class PushRecord(NewPush, frozen=True):
+    """A push as its claim hands it out; how earlier attempts ended is in the attempt log."""
+
     id: int
     attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    last_status: int | None
-    last_error: str | None
-    delivered_at: datetime | None
 
 
 class PushFinish(Change, frozen=True):
