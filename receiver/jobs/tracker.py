@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from receiver.aurous import AurousClient
 from receiver.errors import ReceiverError
@@ -95,6 +95,23 @@ class JobWriter:
         return True
 
 
+class _JobWork(NamedTuple, Generic[T]):
+    """What `_job_work` did: the work's own result, and the news to announce after commit."""
+
+    result: T
+    results: list[ObservationResult]
+    news: OutboxNews
+
+
+def _job_work(
+    conn: Connection, output_ttl_s: int, work: Callable[[Connection, JobWriter], T]
+) -> _JobWork[T]:
+    """`work` with a `JobWriter` in the caller's open transaction, the outbox written last."""
+    writer = JobWriter(conn, output_ttl_s, Outbox(conn, utcnow()))
+    result = work(conn, writer)
+    return _JobWork(result, writer.results, writer.outbox.flush())
+
+
 @dataclass(frozen=True)
 class _OutputFinish:
     output: OutputRecord
@@ -123,18 +140,10 @@ class JobTracker:
         """`work` in one write transaction with a `JobWriter`, its news written to the outbox
         in the same transaction, run again if another replica created one of its jobs at the
         same moment; subscribers hear of it after the commit."""
-        writers: list[tuple[JobWriter, OutboxNews]] = []
-
-        def attempt(conn: Connection) -> T:
-            writer = JobWriter(conn, self._output_ttl_s, Outbox(conn, utcnow()))
-            result = work(conn, writer)
-            writers.append((writer, writer.outbox.flush()))
-            return result
-
-        result = await self._db.write_retrying_races(attempt)
-        writer, events = writers[-1]
-        self._tell(writer.results, events)
-        return result
+        ttl = self._output_ttl_s
+        done = await self._db.write_retrying_races(lambda conn: _job_work(conn, ttl, work))
+        self._tell(done.results, done.news)
+        return done.result
 
     async def observe(self, observations: Sequence[Observation]) -> list[ObservationResult]:
         return await self.write(lambda _, jobs: jobs.observe(observations))

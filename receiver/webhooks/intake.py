@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from receiver.generation import GenerationResponse
-from receiver.jobs.lifecycle import Observation, ObservationResult
+from receiver.jobs.lifecycle import Observation
 from receiver.jobs.tracker import JobTracker, JobWriter
 from receiver.logs import RateLimitedLog
 from receiver.webhooks.envelope import Envelope, body_key
@@ -84,13 +84,15 @@ class RejectedRequest:
     facts: RequestFacts
 
 
+Item = VerifiedDelivery | RejectedRequest
+
+
 @dataclass
 class _Pending:
-    item: VerifiedDelivery | RejectedRequest
+    item: Item
     future: asyncio.Future[DeliveryStatus] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    observation: ObservationResult | None = None
 
 
 class Intake:
@@ -204,24 +206,9 @@ class Intake:
         self._notify_events(batch, outcomes)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[DeliveryStatus]:
-        return await self._tracker.write(lambda conn, jobs: self._store_all(conn, jobs, batch))
-
-    def _store_all(
-        self, conn: Connection, jobs: JobWriter, batch: list[_Pending]
-    ) -> list[DeliveryStatus]:
-        outcomes = _store_deliveries(conn, batch)
-        new = [p for p, o in zip(batch, outcomes, strict=True) if o is DeliveryStatus.PROCESSED]
-        observed = [p for p in new if _generation_of(p) is not None]
-        results = jobs.observe([_observation(p) for p in observed])
-        for pending, result in zip(observed, results, strict=True):
-            pending.observation = result
-        for envelope in _envelopes(new, BALANCE_LOW):
-            jobs.tell("balance.low", b'{"balance":%s}' % envelope.data)
-        gateway.record_secret_matches(conn, _secret_matches(batch))
-        rejections = [p.item for p in batch if isinstance(p.item, RejectedRequest)]
-        if rejections:
-            _store_rejections(conn, rejections, self._keep_rejected)
-        return outcomes
+        items = [p.item for p in batch]
+        keep = self._keep_rejected
+        return await self._tracker.write(lambda conn, jobs: _store_items(conn, jobs, items, keep))
 
     def _notify_events(self, batch: list[_Pending], outcomes: list[DeliveryStatus]) -> None:
         types = [
@@ -237,6 +224,22 @@ class Intake:
                 self._on_events(types)
             except Exception:
                 log.exception("after-commit event listener failed")
+
+
+def _store_items(
+    conn: Connection, jobs: JobWriter, items: Sequence[Item], keep_rejected: int
+) -> list[DeliveryStatus]:
+    """Store a batch in the caller's transaction: each item's outcome, in order."""
+    outcomes = _store_deliveries(conn, items)
+    new = [i for i, o in zip(items, outcomes, strict=True) if o is DeliveryStatus.PROCESSED]
+    jobs.observe([_observation(i) for i in new if _generation_of(i) is not None])
+    for envelope in _envelopes(new, BALANCE_LOW):
+        jobs.tell("balance.low", b'{"balance":%s}' % envelope.data)
+    gateway.record_secret_matches(conn, _secret_matches(items))
+    rejections = [i for i in items if isinstance(i, RejectedRequest)]
+    if rejections:
+        _store_rejections(conn, rejections, keep_rejected)
+    return outcomes
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -265,15 +268,15 @@ def _row(item: VerifiedDelivery) -> NewDelivery:
     )
 
 
-def _store_deliveries(conn: Connection, batch: list[_Pending]) -> list[DeliveryStatus]:
+def _store_deliveries(conn: Connection, items: Sequence[Item]) -> list[DeliveryStatus]:
     """Insert every verified delivery; the UNIQUE event id decides which ones are new."""
-    rows = {id(p): _row(p.item) for p in batch if isinstance(p.item, VerifiedDelivery)}
+    rows = {id(i): _row(i) for i in items if isinstance(i, VerifiedDelivery)}
     new_events = gateway.insert_deliveries(conn, list(rows.values()))
     outcomes: list[DeliveryStatus] = []
     claimed: set[str | None] = set()
     duplicates: dict[str, tuple[int, datetime]] = {}
-    for pending in batch:
-        row = rows.get(id(pending))
+    for item in items:
+        row = rows.get(id(item))
         if row is None:
             outcomes.append(DeliveryStatus.REJECTED)
         elif row.event_id in new_events and row.event_id not in claimed:
@@ -313,35 +316,31 @@ def _store_rejections(conn: Connection, rejections: list[RejectedRequest], keep:
     gateway.prune_rejected(conn, keep)
 
 
-def _envelopes(batch: list[_Pending], event_type: str) -> list[Envelope]:
+def _envelopes(items: Sequence[Item], event_type: str) -> list[Envelope]:
     found = []
-    for pending in batch:
-        item = pending.item
+    for item in items:
         if isinstance(item, VerifiedDelivery) and item.envelope is not None:
             found += [item.envelope] if item.envelope.event_type == event_type else []
     return found
 
 
-def _generation_of(pending: _Pending) -> GenerationResponse | None:
-    item = pending.item
+def _generation_of(item: Item) -> GenerationResponse | None:
     if isinstance(item, VerifiedDelivery) and item.envelope is not None:
         return item.envelope.generation
     return None
 
 
-def _observation(pending: _Pending) -> Observation:
-    item = pending.item
+def _observation(item: Item) -> Observation:
     assert isinstance(item, VerifiedDelivery) and item.envelope is not None
     generation = item.envelope.generation
     assert generation is not None
     return Observation(generation, f"webhook:{item.envelope.event_key}", item.facts.received_at)
 
 
-def _secret_matches(batch: list[_Pending]) -> dict[int, tuple[int, datetime]]:
+def _secret_matches(items: Sequence[Item]) -> dict[int, tuple[int, datetime]]:
     counts: dict[int, int] = defaultdict(int)
     latest: dict[int, datetime] = {}
-    for pending in batch:
-        item = pending.item
+    for item in items:
         if isinstance(item, VerifiedDelivery) and item.match.secret_id is not None:
             secret_id = item.match.secret_id
             counts[secret_id] += 1
