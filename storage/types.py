@@ -13,6 +13,9 @@ from sqlalchemy.types import TypeDecorator
 __all__ = ["UTCDateTime", "utcnow"]
 
 
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -51,6 +54,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 def _sqlite_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+    # %-formatting: a third of what `replace(tzinfo=None).isoformat(" ", "microseconds")`
+    # costs, and a delivery's batch binds a dozen datetimes.
+    return _SQLITE_DATETIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
