@@ -40,8 +40,7 @@ def insert_deliveries(conn: Connection, deliveries: Sequence[NewDelivery]) -> se
     if not deliveries:
         return set()
     stmt = _insert_events_stmt(conn.dialect_name)
-    result = conn.execute(stmt, [values_of(d) for d in deliveries])
-    return set(result.scalars().all())
+    return {event_id for (event_id,) in conn.insert_rows(stmt, [values_of(d) for d in deliveries])}
 
 
 def insert_delivery_records(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:

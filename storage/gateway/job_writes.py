@@ -32,8 +32,10 @@ def insert_jobs(conn: Connection, jobs: Sequence[NewJob]) -> None:
     (the caller's transaction then runs again and sees it)."""
     if not jobs:
         return
-    result = conn.execute(_insert_jobs_stmt(conn.dialect_name), [values_of(j) for j in jobs])
-    inserted = set(result.scalars().all())
+    rows = [values_of(j) for j in jobs]
+    inserted = {
+        job_id for (job_id,) in conn.insert_rows(_insert_jobs_stmt(conn.dialect_name), rows)
+    }
     if len(inserted) != len(jobs):
         missing = {job.id for job in jobs} - inserted
         raise ConcurrentInsert(f"jobs created concurrently: {sorted(missing)}")
@@ -55,13 +57,18 @@ def update_jobs(conn: Connection, changes: Mapping[str, JobUpdate]) -> None:
 
 def insert_job_events(conn: Connection, events: Sequence[NewJobEvent]) -> None:
     if events:
-        conn.execute(JOB_EVENT.insert(), [values_of(e) for e in events])
+        conn.insert_rows(_insert_job_events_stmt(), [values_of(e) for e in events])
 
 
 def upsert_outputs(conn: Connection, outputs: Sequence[NewOutput]) -> None:
     """One row per output URL; fresher URLs replace those of outputs not yet archived."""
     if outputs:
-        conn.execute(_upsert_outputs_stmt(conn.dialect_name), [values_of(o) for o in outputs])
+        conn.insert_rows(_upsert_outputs_stmt(conn.dialect_name), [values_of(o) for o in outputs])
+
+
+@cache
+def _insert_job_events_stmt() -> Any:
+    return JOB_EVENT.insert()
 
 
 @cache

@@ -44,8 +44,8 @@ def insert_events(conn: Connection, events: Sequence[NewEvent]) -> dict[str, int
     if conn.dialect_name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _OUTBOX_LOCK})
     rows = [values_of(event) for event in events]
-    result = conn.execute(_insert_events_stmt(conn.dialect_name), rows)
-    return {event_id: int(position) for event_id, position in result}
+    inserted = conn.insert_rows(_insert_events_stmt(conn.dialect_name), rows)
+    return {event_id: int(position) for event_id, position in inserted}
 
 
 @cache
@@ -66,5 +66,9 @@ def _destinations_stmt() -> Any:
 
 def insert_pushes(conn: Connection, pushes: Sequence[NewPush]) -> None:
     if pushes:
-        stmt = dialect_insert(conn.dialect_name, EVENT_PUSH).on_conflict_do_nothing()
-        conn.execute(stmt, [values_of(push) for push in pushes])
+        conn.insert_rows(_insert_pushes_stmt(conn.dialect_name), [values_of(p) for p in pushes])
+
+
+@cache
+def _insert_pushes_stmt(dialect: str) -> Any:
+    return dialect_insert(dialect, EVENT_PUSH).on_conflict_do_nothing()

@@ -5,13 +5,17 @@ database, on both backends."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
+from storage import gateway
 from storage.db import Connection, Database
 from storage.models import SYNC_STATE
+from storage.records import NewDelivery
+from storage.states import DeliveryStatus
 from storage.types import utcnow
 
 
@@ -68,3 +72,42 @@ async def test_work_that_waits_on_something_else_is_refused_and_rolled_back(
         assert await _keys(db) == set()
     finally:
         await db.dispose()
+
+
+def _delivery(event_id: str, received_at: datetime) -> NewDelivery:
+    return NewDelivery(
+        status=DeliveryStatus.PROCESSED,
+        received_at=received_at,
+        body=b'{"id": "%s"}' % event_id.encode(),
+        body_size=14,
+        headers={"content-type": "application/json"},
+        remote_addr="127.0.0.1",
+        request_id=None,
+        event_id=event_id,
+        event_type="image.completed",
+        signature_t=1_700_000_000,
+        synthetic=True,
+    )
+
+
+async def test_batched_inserts_store_every_column_as_written(db_url: str) -> None:
+    """The intake's inserts bind rows as plain tuples on SQLite: what comes back must be what
+    was written (an offset time in UTC, JSON, booleans, column defaults), each event once."""
+    db = Database(db_url)
+    at = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    batch = [_delivery("evt_a", at), _delivery("evt_b", at), _delivery("evt_a", at)]
+    try:
+        new = await db.write(lambda conn: gateway.insert_deliveries(conn, batch))
+        again = await db.write(lambda conn: gateway.insert_deliveries(conn, batch[:1]))
+        stored = await db.read(
+            lambda conn: gateway.list_deliveries(conn, status=None, before_id=None, limit=10)
+        )
+    finally:
+        await db.dispose()
+    assert new == {"evt_a", "evt_b"}
+    assert again == set()
+    assert sorted(row.event_id or "" for row in stored) == ["evt_a", "evt_b"]
+    for row in stored:
+        assert row.received_at == at and row.received_at.tzinfo == UTC
+        assert (row.headers, row.synthetic, row.duplicates) == (batch[0].headers, True, 0)
+        assert (row.signature_t, row.status, row.body_size) == (1_700_000_000, "processed", 14)
