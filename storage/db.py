@@ -52,6 +52,7 @@ _SQLITE_PRAGMAS = (
 )
 _RACE_ATTEMPTS = 5
 _SQLITE_PLANS_KEPT = 64
+_ROWS_PER_INSERT = 16
 
 
 class Connection(Protocol):
@@ -101,7 +102,7 @@ class _Transaction:
             if not plan.returns_rows:
                 cursor.executemany(plan.sql, parameters)
                 return []
-            return [found for one in parameters for found in cursor.execute(plan.sql, one)]
+            return plan.returning(cursor, parameters)
         finally:
             cursor.close()
 
@@ -117,6 +118,19 @@ class _SqlitePlan:
     values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     returns_rows: bool
+    many_sql: str | None  # `_ROWS_PER_INSERT` rows at once, where every parameter is a value
+
+    def returning(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Run a RETURNING insert (sqlite3's executemany drops what it returns): rows in groups
+        of `_ROWS_PER_INSERT` through one multi-row statement, the rest one at a time."""
+        found: list[tuple[Any, ...]] = []
+        grouped = len(rows) - len(rows) % _ROWS_PER_INSERT if self.many_sql else 0
+        for start in range(0, grouped, _ROWS_PER_INSERT):
+            group = rows[start : start + _ROWS_PER_INSERT]
+            found += cursor.execute(self.many_sql, [v for row in group for v in row]).fetchall()
+        for row in rows[grouped:]:
+            found += cursor.execute(self.sql, row).fetchall()
+        return found
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | list[Any]:
         values = self.values({**row, **self.constants} if self.constants else row)
@@ -151,11 +165,23 @@ def _sqlite_plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect) -> 
             constants[name] = _constant(table, name, bind.effective_value)
     values = _tuple_getter(names)
     returns_rows = bool(compiled.effective_returning)
-    plan = _SqlitePlan(str(compiled), constants, values, tuple(processors), returns_rows)
+    sql = str(compiled)
+    many_sql = _many_rows(sql, len(names)) if returns_rows else None
+    plan = _SqlitePlan(sql, constants, values, tuple(processors), returns_rows, many_sql)
     if len(_sqlite_plans) >= _SQLITE_PLANS_KEPT:  # statements are built once: this is a guard
         _sqlite_plans.clear()
     _sqlite_plans[cache_key] = (statement, plan)
     return plan
+
+
+def _many_rows(sql: str, parameters: int) -> str | None:
+    """The INSERT with `_ROWS_PER_INSERT` rows in its VALUES, if its one row holds all of its
+    parameters (None otherwise)."""
+    one = "VALUES (" + ", ".join(["?"] * parameters) + ")"
+    if sql.count(one) != 1 or sql.count("?") != parameters:
+        return None
+    rows = ", ".join([one[len("VALUES ") :]] * _ROWS_PER_INSERT)
+    return sql.replace(one, "VALUES " + rows)
 
 
 def _constant(table: Any, name: str, bound: Any) -> Any:

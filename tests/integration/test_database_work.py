@@ -96,17 +96,20 @@ async def test_batched_inserts_store_every_column_as_written(db_url: str) -> Non
     db = Database(db_url)
     at = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     batch = [_delivery("evt_a", at), _delivery("evt_b", at), _delivery("evt_a", at)]
+    large = [_delivery(f"evt_{n % 20:02}", at) for n in range(45)]  # past a multi-row insert
     try:
         new = await db.write(lambda conn: gateway.insert_deliveries(conn, batch))
         again = await db.write(lambda conn: gateway.insert_deliveries(conn, batch[:1]))
+        many = await db.write(lambda conn: gateway.insert_deliveries(conn, large))
         stored = await db.read(
-            lambda conn: gateway.list_deliveries(conn, status=None, before_id=None, limit=10)
+            lambda conn: gateway.list_deliveries(conn, status=None, before_id=None, limit=50)
         )
     finally:
         await db.dispose()
     assert new == {"evt_a", "evt_b"}
     assert again == set()
-    assert sorted(row.event_id or "" for row in stored) == ["evt_a", "evt_b"]
+    assert many == {f"evt_{n:02}" for n in range(20)}
+    assert len(stored) == 22 and len({row.event_id for row in stored}) == 22
     for row in stored:
         assert row.received_at == at and row.received_at.tzinfo == UTC
         assert (row.headers, row.synthetic, row.duplicates) == (batch[0].headers, True, 0)
