@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import msgspec
 from sqlalchemy import Connection as SAConnection
-from sqlalchemy import Engine, Insert, Table, create_engine, event
-from sqlalchemy.engine import CursorResult, Dialect, make_url
+from sqlalchemy import Engine, Insert, create_engine, event
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
+
+from storage.sqlite_inserts import sqlite_plan
 
 T = TypeVar("T")
 
@@ -51,8 +51,6 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
 )
 _RACE_ATTEMPTS = 5
-_SQLITE_PLANS_KEPT = 64
-_ROWS_PER_INSERT = 16
 
 
 class Connection(Protocol):
@@ -68,7 +66,7 @@ class Connection(Protocol):
         self, statement: Insert, rows: Sequence[Mapping[str, Any]]
     ) -> list[tuple[Any, ...]]:
         """Run an INSERT once per row (all rows with the same keys); what it returns, if
-        anything, in row order."""
+        anything (in no promised order)."""
         ...
 
 
@@ -92,10 +90,12 @@ class _Transaction:
     def insert_rows(
         self, statement: Insert, rows: Sequence[Mapping[str, Any]]
     ) -> list[tuple[Any, ...]]:
+        if not rows:
+            return []
         if self.dialect_name != "sqlite":
             result = self._connection.execute(statement, rows)
             return [tuple(row) for row in result] if result.returns_rows else []
-        plan = _sqlite_plan(statement, tuple(rows[0]), self._connection.dialect)
+        plan = sqlite_plan(statement, tuple(rows[0]), self._connection.dialect)
         cursor = self._connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             parameters = [plan.parameters(row) for row in rows]
@@ -105,101 +105,6 @@ class _Transaction:
             return plan.returning(cursor, parameters)
         finally:
             cursor.close()
-
-
-@dataclass(frozen=True)
-class _SqlitePlan:
-    """An INSERT compiled once for rows with given keys: its SQL, and how to make its
-    positional parameters from a row (the row's values and any constants the statement
-    binds, in order, then the columns' processors where there are any)."""
-
-    sql: str
-    constants: dict[str, Any]
-    values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
-    returns_rows: bool
-    many_sql: str | None  # `_ROWS_PER_INSERT` rows at once, where every parameter is a value
-
-    def returning(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """Run a RETURNING insert (sqlite3's executemany drops what it returns): rows in groups
-        of `_ROWS_PER_INSERT` through one multi-row statement, the rest one at a time."""
-        found: list[tuple[Any, ...]] = []
-        grouped = len(rows) - len(rows) % _ROWS_PER_INSERT if self.many_sql else 0
-        for start in range(0, grouped, _ROWS_PER_INSERT):
-            group = rows[start : start + _ROWS_PER_INSERT]
-            found += cursor.execute(self.many_sql, [v for row in group for v in row]).fetchall()
-        for row in rows[grouped:]:
-            found += cursor.execute(self.sql, row).fetchall()
-        return found
-
-    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | list[Any]:
-        values = self.values({**row, **self.constants} if self.constants else row)
-        if not self.processors:
-            return values
-        processed = list(values)
-        for index, process in self.processors:
-            processed[index] = process(processed[index])
-        return processed
-
-
-_sqlite_plans: dict[tuple[int, tuple[str, ...]], tuple[Insert, _SqlitePlan]] = {}
-
-
-def _sqlite_plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect) -> _SqlitePlan:
-    """SQLAlchemy prepares each row's parameters in Python at several times the cost of
-    SQLite's own work on it; the intake's batches insert a dozen rows a delivery, so the
-    statements they use are compiled once and their rows bound by plain tuples."""
-    cache_key = (id(statement), keys)
-    if (cached := _sqlite_plans.get(cache_key)) is not None and cached[0] is statement:
-        return cached[1]
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    table = statement.table
-    names = list(compiled.positiontup or ())
-    constants: dict[str, Any] = {}
-    processors: list[tuple[int, Callable[[Any], Any]]] = []
-    for index, name in enumerate(names):
-        bind = compiled.binds[name]
-        if (process := bind.type._cached_bind_processor(dialect)) is not None:
-            processors.append((index, process))
-        if name not in keys:
-            constants[name] = _constant(table, name, bind.effective_value)
-    values = _tuple_getter(names)
-    returns_rows = bool(compiled.effective_returning)
-    sql = str(compiled)
-    many_sql = _many_rows(sql, len(names)) if returns_rows else None
-    plan = _SqlitePlan(sql, constants, values, tuple(processors), returns_rows, many_sql)
-    if len(_sqlite_plans) >= _SQLITE_PLANS_KEPT:  # statements are built once: this is a guard
-        _sqlite_plans.clear()
-    _sqlite_plans[cache_key] = (statement, plan)
-    return plan
-
-
-def _many_rows(sql: str, parameters: int) -> str | None:
-    """The INSERT with `_ROWS_PER_INSERT` rows in its VALUES, if its one row holds all of its
-    parameters (None otherwise)."""
-    one = "VALUES (" + ", ".join(["?"] * parameters) + ")"
-    if sql.count(one) != 1 or sql.count("?") != parameters:
-        return None
-    rows = ", ".join([one[len("VALUES ") :]] * _ROWS_PER_INSERT)
-    return sql.replace(one, "VALUES " + rows)
-
-
-def _constant(table: Any, name: str, bound: Any) -> Any:
-    """What a statement binds for `name` when rows do not carry it: its column's constant
-    default, or the value written into the statement."""
-    column = table.c.get(name) if isinstance(table, Table) else None
-    if column is None:
-        return bound
-    if column.default is None or not column.default.is_scalar:
-        raise TypeError(f"no value for column {name!r} and no constant default")
-    return column.default.arg
-
-
-def _tuple_getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    if len(names) == 1:
-        one = operator.itemgetter(names[0])
-        return lambda row: (one(row),)
-    return operator.itemgetter(*names)
 
 
 def normalize_url(url: str) -> str:
