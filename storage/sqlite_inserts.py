@@ -8,6 +8,7 @@ own work on the row; the intake's batches insert about a dozen rows a delivery
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,14 +58,9 @@ class SqlitePlan:
         return processed
 
 
-_sqlite_plans: dict[tuple[int, tuple[str, ...]], tuple[Insert, SqlitePlan]] = {}
-
-
+@functools.lru_cache(maxsize=_PLANS_KEPT)  # the statements themselves are built once
 def sqlite_plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect) -> SqlitePlan:
     """`statement`'s plan for rows with `keys`, compiled on first use."""
-    cache_key = (id(statement), keys)
-    if (cached := _sqlite_plans.get(cache_key)) is not None and cached[0] is statement:
-        return cached[1]
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     table = statement.table
     names = list(compiled.positiontup or ())
@@ -80,11 +76,7 @@ def sqlite_plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect) -> S
     returns_rows = bool(compiled.effective_returning)
     sql = str(compiled)
     many_sql = _many_rows(sql, len(names)) if returns_rows else None
-    plan = SqlitePlan(sql, constants, values, tuple(processors), returns_rows, many_sql)
-    if len(_sqlite_plans) >= _PLANS_KEPT:  # statements are built once: this is a guard
-        _sqlite_plans.clear()
-    _sqlite_plans[cache_key] = (statement, plan)
-    return plan
+    return SqlitePlan(sql, constants, values, tuple(processors), returns_rows, many_sql)
 
 
 def _many_rows(sql: str, parameters: int) -> str | None:
