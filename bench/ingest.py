@@ -7,7 +7,9 @@ default SQLite with synchronous=FULL. Prints requests/s, p50 and p99 for both, a
 
 A third figure puts the ratio in context: the intake alone (no HTTP), storing the same
 deliveries from as many concurrent callers as wrk has connections, in this process. That is
-the most the storage path lets the endpoint reach, whatever the HTTP layer costs.
+the most the storage path lets the endpoint reach, whatever the HTTP layer costs. A last line
+sets the two targets against what one process can do on one core: the bare request's CPU plus
+the intake alone's CPU per delivery, spent one after the other under one GIL.
 
     .venv/bin/python bench/ingest.py [--duration 10] [--connections 32]
 
@@ -257,15 +259,18 @@ def measure(
     return result
 
 
-def measure_intake_alone(deliveries: Path, workdir: Path, callers: int, count: int) -> float:
-    """Deliveries per second that the intake (verify excluded, store included) commits."""
+def measure_intake_alone(
+    deliveries: Path, workdir: Path, callers: int, count: int
+) -> tuple[float, float]:
+    """Deliveries per second that the intake (verify excluded, store included) commits, and the
+    CPU it spent per delivery in microseconds (this process, every thread)."""
     bodies = [line.split("\t", 1)[1].rstrip("\n").encode() for line in deliveries.open()]
     data_dir = workdir / "intake-alone"
     data_dir.mkdir()
     return asyncio.run(_intake_alone(bodies[:count], data_dir, callers))
 
 
-async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> float:
+async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> tuple[float, float]:
     from receiver.jobs.tracker import JobTracker
     from receiver.webhooks.envelope import decode_envelope
     from receiver.webhooks.intake import Intake, RequestFacts, VerifiedDelivery
@@ -286,12 +291,12 @@ async def _intake_alone(bodies: list[bytes], data_dir: Path, callers: int) -> fl
             await intake.submit(VerifiedDelivery(body, match, facts, decode_envelope(body)))
 
     await intake.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _proc.self_cpu_seconds()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _proc.self_cpu_seconds() - cpu_started
     await intake.stop()
     await db.dispose()
-    return len(bodies) / elapsed
+    return len(bodies) / elapsed, cpu / len(bodies) * 1e6
 
 
 # --- open loop and burst: a real `aurous-receiver serve`, driven from this process -------------
@@ -806,7 +811,7 @@ def main() -> None:
             return
         bare = measure("bare", args, workdir, deliveries)
         receiver = measure("receiver", args, workdir, deliveries)
-        alone = measure_intake_alone(deliveries, workdir, args.connections, 20_000)
+        alone, alone_cpu_us = measure_intake_alone(deliveries, workdir, args.connections, 20_000)
     ratio = receiver["rps"] / bare["rps"]
     print(
         f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
@@ -831,8 +836,28 @@ def main() -> None:
         f" = {alone / bare['rps']:.2f} of bare: the storage path's own ceiling; the endpoint"
         f" reaches {receiver['rps'] / alone:.2f} of it (target >= 0.80)"
     )
+    endpoint_cores = receiver["cpu_us"] * receiver["rps"] / 1e6
+    print_one_process_bound(bare["cpu_us"], alone_cpu_us, endpoint_cores)
     if receiver["requests"] > args.deliveries:
         print("note: the run sent more requests than unique deliveries; raise --deliveries")
+
+
+def print_one_process_bound(http_us: float, storage_us: float, endpoint_cores: float) -> None:
+    """What a single-process endpoint cannot pass on one core, whatever its own code costs.
+
+    A delivery costs at least a bare request (HTTP) plus what the intake alone spent on it
+    (storage). The server holds one GIL, so on one core the two run one after the other: at most
+    1 / (http + storage) deliveries/s, which is storage / (http + storage) of the intake alone
+    and http / (http + storage) of bare. (SQLite's own C code can run beside the loop without the
+    GIL; the endpoint's measured cores say how much that happened.)"""
+    total = http_us + storage_us
+    print(
+        f"one process on one core: a delivery costs at least {http_us:.0f} us (a bare request) + "
+        f"{storage_us:.0f} us (the intake alone's CPU per delivery) = {total:.0f} us, so an "
+        f"endpoint that spent nothing of its own would reach at most {storage_us / total:.2f} "
+        f"of the intake alone and {http_us / total:.2f} of bare; the endpoint used "
+        f"{endpoint_cores:.2f} of a core"
+    )
 
 
 if __name__ == "__main__":
