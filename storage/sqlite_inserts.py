@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Table
+from sqlalchemy import Insert
 from sqlalchemy.engine import Dialect
 
 __all__ = ["SqlitePlan", "sqlite_plan"]
@@ -62,16 +62,18 @@ class SqlitePlan:
 def sqlite_plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect) -> SqlitePlan:
     """`statement`'s plan for rows with `keys`, compiled on first use."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    table = statement.table
     names = list(compiled.positiontup or ())
+    defaulted = {column.key: column for column in compiled.insert_prefetch}
     constants: dict[str, Any] = {}
     processors: list[tuple[int, Callable[[Any], Any]]] = []
     for index, name in enumerate(names):
         bind = compiled.binds[name]
         if (process := bind.type._cached_bind_processor(dialect)) is not None:
             processors.append((index, process))
-        if name not in keys:
-            constants[name] = _constant(table, name, bind.effective_value)
+        if name in defaulted:
+            constants[name] = _constant_default(defaulted[name])
+        elif name not in keys:  # a value written into the statement
+            constants[name] = bind.effective_value
     values = _tuple_getter(names)
     returns_rows = bool(compiled.effective_returning)
     sql = str(compiled)
@@ -89,14 +91,10 @@ def _many_rows(sql: str, parameters: int) -> str | None:
     return sql.replace(one, "VALUES " + rows)
 
 
-def _constant(table: Any, name: str, bound: Any) -> Any:
-    """What a statement binds for `name` when rows do not carry it: its column's constant
-    default, or the value written into the statement."""
-    column = table.c.get(name) if isinstance(table, Table) else None
-    if column is None:
-        return bound
-    if column.default is None or not column.default.is_scalar:
-        raise TypeError(f"no value for column {name!r} and no constant default")
+def _constant_default(column: Any) -> Any:
+    """The default of a column the rows do not carry; one computed per row is not supported."""
+    if not column.default.is_scalar:
+        raise TypeError(f"no value for column {column.key!r} and no constant default")
     return column.default.arg
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 from storage import gateway
 from storage.db import Connection, Database
-from storage.models import SYNC_STATE
+from storage.models import DELIVERY, SYNC_STATE
 from storage.records import NewDelivery
 from storage.states import DeliveryStatus
 from storage.types import utcnow
@@ -114,3 +114,31 @@ async def test_batched_inserts_store_every_column_as_written(db_url: str) -> Non
         assert row.received_at == at and row.received_at.tzinfo == UTC
         assert (row.headers, row.synthetic, row.duplicates) == (batch[0].headers, True, 0)
         assert (row.signature_t, row.status, row.body_size) == (1_700_000_000, "processed", 14)
+
+
+async def test_a_batched_insert_keeps_the_values_written_into_its_statement(db_url: str) -> None:
+    """Values given with `.values()` win over the columns' defaults, as in SQLAlchemy's own
+    inserts, for rows in one statement, in groups of sixteen and one at a time."""
+    statement = (
+        DELIVERY.insert()
+        .values(duplicates=5, reject_reason="written", status="quarantined")
+        .returning(DELIVERY.c.event_id)
+    )
+    at = utcnow()
+    rows = [
+        {"event_id": f"evt_{n:02}", "received_at": at, "body": b"{}", "headers": {}}
+        for n in range(19)
+    ]
+    db = Database(db_url)
+    try:
+        returned = await db.write(lambda conn: conn.insert_rows(statement, rows))
+        stored = await db.read(
+            lambda conn: conn.execute(
+                select(DELIVERY.c.duplicates, DELIVERY.c.reject_reason, DELIVERY.c.status)
+            ).all()
+        )
+    finally:
+        await db.dispose()
+    assert sorted(event_id for (event_id,) in returned) == [f"evt_{n:02}" for n in range(19)]
+    assert {tuple(row) for row in stored} == {(5, "written", "quarantined")}
+    assert len(stored) == 19
