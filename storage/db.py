@@ -15,6 +15,7 @@ of the hot path: on SQLite its statements are compiled once and their rows bound
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
@@ -146,7 +147,16 @@ class Database:
         # (1 ms, 2 ms, 5 ms, ...) long after the lock is free. Other processes (the CLI)
         # still wait through busy_timeout.
         async with self._sqlite_writer:
-            return await asyncio.to_thread(self._write_in_thread, work)
+            running = asyncio.ensure_future(asyncio.to_thread(self._write_in_thread, work))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # The thread goes on with the transaction on the one writer connection: the
+                # next writer must not have it before the thread is done.
+                while not running.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([running])
+                raise
 
     async def write_retrying_races(
         self, work: Callable[[Connection], T], *, attempts: int = _RACE_ATTEMPTS

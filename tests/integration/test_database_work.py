@@ -5,6 +5,7 @@ database, on both backends."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -53,6 +54,29 @@ async def test_failed_work_leaves_nothing_behind(db_url: str) -> None:
             await db.write(half_then_fail)
         assert await _keys(db) == set()
         assert await db.write(lambda conn: _put(conn, "after")) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_a_write_cancelled_midway_neither_breaks_nor_overlaps_the_next(db_url: str) -> None:
+    """Work cancelled while it runs (a lease renewal whose item is done, say) finishes its
+    transaction alone; the next write waits for it instead of sharing its connection."""
+    db = Database(db_url)
+
+    def slow_put(conn: Connection) -> int:
+        time.sleep(0.3)
+        return _put(conn, "slow")
+
+    try:
+        slow = asyncio.create_task(db.write(slow_put))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        await db.write(lambda conn: _put(conn, "next"))
+        keys = await _keys(db)
+        if db.is_sqlite:  # the thread committed what it had begun
+            assert keys == {"slow", "next"}
+        else:  # PostgreSQL rolls a cancelled transaction back, or had committed it
+            assert "next" in keys and keys <= {"slow", "next"}
     finally:
         await db.dispose()
 
