@@ -1,9 +1,15 @@
 """Archive every output before its URL expires: claim due outputs (earliest deadline first,
 leased), stream each into the blob store, and record the outcome fenced on the lease.
 
-410 output_expired: re-GET the job once for fresh URLs, else the output is lost.
-422 output_not_available: nothing to archive. Anything else: retry with backoff and jitter.
-Each failed attempt and each output lost is one log line naming the job and the output.
+410 output_expired: re-GET the job once for fresh URLs, else the output is lost (if Aurous cannot
+be asked just then, try again later). 422 output_not_available: nothing to archive. Anything
+else: retry with backoff and jitter. Each failed attempt and each output lost is one log line
+naming the job and the output.
+
+A claimed output's lease is renewed from the claim on, also while it waits for a download slot;
+if the lease is lost all the same, its download stops and the replica that holds it now finishes
+it. Rounds of one archiver take turns (the ticker's and a kick's), so that one process never
+claims an output twice.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, download
-from receiver.aurous import RateBudget
+from receiver.aurous import AurousError, RateBudget
 from receiver.errors import ReceiverError
 from receiver.jobs.lifecycle import ObservationResult
 from receiver.jobs.replica import Replica
@@ -88,6 +94,7 @@ class Archiver:
         self._config = config
         self._budget = budget  # Aurous's 429 pause applies to downloads from it too
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._round = asyncio.Lock()
         self._wanted = asyncio.Event()
         self._running: asyncio.Task[ArchiveOutcome] | None = None
         self._listeners: list[Callable[[ArchiveOutcome], object]] = []
@@ -122,9 +129,10 @@ class Archiver:
                 return total
 
     async def run_due(self) -> ArchiveOutcome:
-        claimed = await self._db.write(self._claim)
         outcome = ArchiveOutcome()
-        await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
+        async with self._round:
+            claimed = await self._db.write(self._claim)
+            await asyncio.gather(*(self._archive(row, outcome) for row in claimed))
         if outcome.handled:
             for listener in self._listeners:
                 listener(outcome)
@@ -134,24 +142,42 @@ class Archiver:
         return self._replica.claim(gateway.claim_outputs, conn, limit=self._config.concurrency * 2)
 
     async def _archive(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
+        work = asyncio.create_task(self._archive_in_slot(row, outcome))
+        lease = asyncio.create_task(self._replica.keep_lease(gateway.extend_output_lease, row.id))
+        try:
+            await asyncio.wait((work, lease), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, lease):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not work.cancelled():
+            return
+        log.warning(
+            "lost the lease on output %d of job %s while archiving it; its new holder finishes it",
+            row.position,
+            row.job_id,
+        )
+
+    async def _archive_in_slot(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
         async with self._slots:
-            heartbeat = asyncio.create_task(self._keep_lease(row.id))
             try:
                 await self._archive_leased(row, outcome)
             except Exception as exc:  # a bug must not stop the other outputs
                 log.exception("archiving output %s of %s failed", row.position, row.job_id)
                 await self._retry(row, f"internal error: {exc!r}"[:300], outcome)
-            finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
 
     async def _archive_leased(self, row: OutputRecord, outcome: ArchiveOutcome) -> None:
         try:
             result = await self._download(row.source_url, row.id)
         except DownloadError as error:
             if error.code == "output_expired" or error.status == 410:
-                fresh = await self._fresh_url(row)
+                try:
+                    fresh = await self._fresh_url(row)
+                except AurousError as unanswered:  # the 410 stands until Aurous is asked
+                    reason = f"{error}; could not ask Aurous for a fresh URL: {unanswered}"
+                    retry_after = unanswered.retry_after or 0.0
+                    return await self._retry(row, reason, outcome, at_least=retry_after)
                 if fresh is None:
                     return await self._finish(row, OutputState.LOST, str(error), outcome)
                 try:
@@ -244,25 +270,21 @@ class Archiver:
             log.info("output %d of job %s has nothing to archive: %s", *where, error)
 
     async def _fresh_url(self, row: OutputRecord) -> str | None:
-        """Re-GET the job once; the new URL if Aurous minted a different one."""
+        """Re-GET the job once; the new URL if Aurous minted a different one. Raises a
+        retryable `AurousError` when Aurous could not answer just now."""
         try:
             generation, _ = await self._replica.tracker.refresh(row.job_id)
-        except ReceiverError as error:  # Aurous's answer, or no Aurous to ask
+        except AurousError as error:
+            if error.retryable:
+                raise
+            log.info("could not refresh %s after 410: %s", row.job_id, error)
+            return None
+        except ReceiverError as error:  # no Aurous to ask (no API key): the 410 stands
             log.info("could not refresh %s after 410: %s", row.job_id, error)
             return None
         urls = generation.output_sources()
         fresh = urls[row.position] if row.position < len(urls) else None
         return fresh if fresh and fresh != row.source_url else None
-
-    async def _keep_lease(self, output_id: int) -> None:
-        def extend(conn: Connection) -> bool:
-            return gateway.extend_output_lease(
-                conn, output_id, self._replica.owner, utcnow() + self._replica.lease
-            )
-
-        while True:
-            await asyncio.sleep(self._replica.lease.total_seconds() / 3)
-            await self._db.write(extend)
 
     async def clean_spool(self) -> None:
         """Remove spool files of outputs that are no longer pending (at start-up). A pending

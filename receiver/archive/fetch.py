@@ -1,9 +1,11 @@
 """Download one output safely: only from allowed hosts, streamed to a spool file, hashed on
-the way, resumed with Range after a cut connection, capped in size."""
+the way, resumed with Range after a cut connection, capped in size. One download at a time
+writes a spool file (an exclusive lock on it), whichever process or task it is."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import ipaddress
 import os
@@ -141,15 +143,21 @@ class _Spool:
 
     @classmethod
     def open(cls, path: Path) -> _Spool:
+        """The spool at `path`, locked for this download, with what an earlier attempt left."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        file = path.open("a+b")  # writes always append; reads start where we seek
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise DownloadError("another download of this output is under way") from None
         hasher = hashlib.sha256()
         size = 0
-        if path.exists():
-            with path.open("rb") as existing:
-                while chunk := existing.read(1 << 20):
-                    hasher.update(chunk)
-                    size += len(chunk)
-        return cls(path, path.open("ab"), hasher, size)
+        file.seek(0)
+        while chunk := file.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+        return cls(path, file, hasher, size)
 
     async def write(self, chunk: bytes) -> None:
         self.buffer.append(chunk)
@@ -239,7 +247,9 @@ async def _fetch_into(
                 raise DownloadError("output exceeds the size cap", permanent=True)
     finally:
         await response.aclose()
-    return expected is None or spool.size >= expected
+    if expected is not None and spool.size > expected:
+        raise _Restart("more bytes than the output's declared size; starting over")
+    return expected is None or spool.size == expected
 
 
 def _expected_total(response: httpx.Response, spool: _Spool) -> int | None:
@@ -280,6 +290,9 @@ async def _open(
             return response
         await response.aread()
         await response.aclose()
+        if response.status_code == 416 and "Range" in headers:
+            # what we hold is not a part the server knows (or is already all of it)
+            raise _Restart("416 to our Range request; starting over")
         raise _error(response)
     raise DownloadError("too many redirects", permanent=True)
 
