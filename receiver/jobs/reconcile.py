@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from receiver.aurous import AurousClient, AurousError
-from receiver.generation import GenerationResponse, parse_timestamp
+from receiver.generation import GenerationError, GenerationResponse, parse_timestamp
 from receiver.jobs.lifecycle import Observation, poll_interval
 from receiver.jobs.replica import Replica
 from storage import gateway
@@ -147,7 +147,7 @@ class Reconciler:
             retry_at = None
             try:
                 _, results = await self._tracker.refresh(claim.id, Source.POLL)
-            except AurousError as error:
+            except (AurousError, GenerationError) as error:  # also an answer that is no job
                 report.failed += 1
                 log.info("poll of %s failed: %s", claim.id, error)
                 retry_at = utcnow() + poll_interval(claim.kind, claim.poll_attempts)
