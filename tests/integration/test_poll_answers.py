@@ -1,0 +1,50 @@
+"""Polls that Aurous answers badly: the job is asked again later, on its back-off schedule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from receiver.generation import GenerationError, GenerationResponse, decode_generation
+from receiver.jobs.lifecycle import Observation
+from receiver.jobs.reconcile import Reconciler
+from receiver.jobs.replica import Replica
+from receiver.jobs.tracker import JobTracker
+from storage import gateway
+from storage.db import Database
+from storage.states import Source
+from storage.types import utcnow
+from tests.support.aurous import generation
+
+
+class _AnswersNoGeneration:
+    """An Aurous whose answer to GET /images/{id} is not a generation."""
+
+    calls = 0
+
+    async def get_generation(self, job_id: str) -> GenerationResponse:
+        self.calls += 1
+        raise GenerationError("not a GenerationResponse: Object missing required field `id`")
+
+
+async def test_a_poll_answered_with_no_generation_is_tried_again_later(db_url: str) -> None:
+    db = Database(db_url)
+    aurous: Any = _AnswersNoGeneration()
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    running = generation("img_badly_answered", "processing", created_at=an_hour_ago.isoformat())
+    try:
+        await tracker.observe(
+            [Observation(decode_generation(json.dumps(running).encode()), Source.API, an_hour_ago)]
+        )
+        polls = Reconciler(Replica(db, tracker, "replica-a"), aurous)
+
+        first = await polls.poll_due()
+        again = await polls.poll_due()
+        job = await db.read(lambda conn: gateway.get_job(conn, "img_badly_answered"))
+    finally:
+        await db.dispose()
+
+    assert (first.failed, again.failed, aurous.calls) == (1, 0, 1)
+    assert job is not None and job.next_poll_at is not None and job.next_poll_at > utcnow()
