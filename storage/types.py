@@ -10,7 +10,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "utcnow"]
+__all__ = ["UTCDateTime", "as_utc", "utcnow"]
 
 
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
@@ -18,6 +18,12 @@ _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive time is taken as UTC already (OverflowError near year 1 or
+    9999 with an offset)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

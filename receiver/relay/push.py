@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ _RETRY_AFTER_CAP_S = 36000.0
 @dataclass(frozen=True)
 class PushConfig:
     concurrency: int = 16  # pushes in flight at once
+    per_destination: int = 8  # at most, to one destination: a slow one leaves room for others
     timeout: float = 15.0
     retry_scale: float = 1.0  # shrinks the schedule (tests, demos)
     disable_after: timedelta = timedelta(days=5)
@@ -87,6 +89,15 @@ class _Claimed(NamedTuple):
     push: PushRecord
     event: EventRecord
     destination: DestinationRecord
+
+
+class _Claim(NamedTuple):
+    """What one claim leased and kept, with the signing secrets of their destinations, and how
+    many it took before giving back those over a destination's room."""
+
+    pushes: list[_Claimed]
+    secrets: dict[str, list[str]]
+    taken: int
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,7 @@ class Pusher:
         job's next event is claimable once its earlier one is no longer pending, so claiming
         while others fly keeps each job's order."""
         outcome = PushOutcome()
-        flying: set[asyncio.Task[_Result]] = set()
+        flying: dict[asyncio.Task[_Result], str] = {}  # each push out, and its destination
         ended: list[_Result] = []
         more_due = True
         try:
@@ -162,18 +173,22 @@ class Pusher:
                 self._wanted.clear()
                 limit = self._config.concurrency - len(flying) if more_due else 0
                 if ended or limit:
-                    work = partial(self._settle_and_claim, ended=ended, limit=limit)
-                    claimed, secrets, recorded = await self._db.write(work)
+                    busy = Counter(flying.values())
+                    work = partial(self._settle_and_claim, ended=ended, limit=limit, busy=busy)
+                    claim, recorded = await self._db.write(work)
                     self._count(recorded, outcome)
                     ended = []
-                    flying |= {asyncio.create_task(self._attempt(c, secrets)) for c in claimed}
-                    more_due = limit > 0 and len(claimed) == limit
+                    for push in claim.pushes:
+                        task = asyncio.create_task(self._attempt(push, claim.secrets))
+                        flying[task] = push.destination.id
+                    more_due = limit > 0 and claim.taken == limit
                 if not (flying or more_due or self._wanted.is_set()):
                     return outcome
                 if not more_due or len(flying) >= self._config.concurrency:
-                    done = await self._wait_for_change(flying)
+                    done = await self._wait_for_change(set(flying))
                     ended = [task.result() for task in done]
-                    flying -= done
+                    for task in done:
+                        del flying[task]
                     more_due = True  # news came, or an ended push lets its job's next one go
         finally:
             for task in flying:
@@ -191,17 +206,32 @@ class Pusher:
         return {task for task in flying if task.done()}
 
     def _settle_and_claim(
-        self, conn: Connection, *, ended: Sequence[_Result], limit: int
-    ) -> tuple[list[_Claimed], dict[str, list[str]], list[tuple[_Result, str | None]]]:
+        self, conn: Connection, *, ended: Sequence[_Result], limit: int, busy: Counter[str]
+    ) -> tuple[_Claim, list[tuple[_Result, str | None]]]:
         recorded = self._write_results(conn, ended) if ended else []
-        claimed, secrets = self._claim(conn, limit) if limit else ([], {})
-        return claimed, secrets, recorded
+        claim = self._claim(conn, limit, busy) if limit else _Claim([], {}, 0)
+        return claim, recorded
 
-    def _claim(self, conn: Connection, limit: int) -> tuple[list[_Claimed], dict[str, list[str]]]:
-        """Lease a batch of due pushes; with their events, destinations and secrets."""
-        pushes = self._replica.claim(gateway.claim_pushes, conn, limit=limit)
-        if not pushes:
-            return [], {}
+    def _claim(self, conn: Connection, limit: int, busy: Counter[str]) -> _Claim:
+        """Lease a batch of due pushes, none to a destination that has as many out as it may
+        have (`busy`: pushes out per destination); with their events, destinations, secrets."""
+        room, out = self._config.per_destination, Counter(busy)
+        full = sorted(d for d, count in out.items() if count >= room)
+        claim = partial(gateway.claim_pushes, skip=full)
+        taken = self._replica.claim(claim, conn, limit=limit)
+        pushes: list[PushRecord] = []
+        extra: list[PushRecord] = []
+        for push in taken:
+            out[push.destination_id] += 1
+            (pushes if out[push.destination_id] <= room else extra).append(push)
+        if extra:
+            gateway.release_pushes(conn, self._replica.owner, [p.id for p in extra])
+        claimed, secrets = self._with_events(conn, pushes) if pushes else ([], {})
+        return _Claim(claimed, secrets, len(taken))
+
+    def _with_events(
+        self, conn: Connection, pushes: Sequence[PushRecord]
+    ) -> tuple[list[_Claimed], dict[str, list[str]]]:
         events = {e.id: e for e in gateway.events_by_ids(conn, [p.event_id for p in pushes])}
         destinations = {d.id: d for d in gateway.list_destinations(conn)}
         claimed = [
@@ -213,6 +243,11 @@ class Pusher:
         return claimed, self._destinations.signing_secrets(conn, ids)
 
     async def _attempt(self, claimed: _Claimed, secrets: dict[str, list[str]]) -> _Result:
+        # Renewed while the push is out, so that a lease shorter than the push timeout does
+        # not let another replica send the same event at the same time.
+        lease = asyncio.create_task(
+            self._replica.keep_lease(gateway.extend_push_lease, claimed.push.id)
+        )
         try:
             body = await render(claimed.event, self._links)
             keys = secrets.get(claimed.destination.id, [])
@@ -220,6 +255,8 @@ class Pusher:
         except Exception as exc:  # a bug must not stop the other pushes
             log.exception("pushing %s failed", claimed.event.id)
             answer = Answer.failure(f"internal error: {exc!r}")
+        finally:
+            lease.cancel()
         return _Result(claimed, answer, utcnow())
 
     async def _send(self, claimed: _Claimed, body: bytes, secrets: Sequence[str]) -> Answer:

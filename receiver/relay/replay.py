@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from receiver.errors import ReceiverError
 from receiver.jobs.outbox import wants
@@ -13,9 +14,11 @@ from storage import gateway
 from storage.db import Connection, Database
 from storage.records import DestinationRecord, EventRecord, NewPush
 from storage.states import PushState
-from storage.types import utcnow
+from storage.types import as_utc, utcnow
 
 __all__ = ["replay_event", "replay_range"]
+
+_PAGE = 1000  # events a transaction replays
 
 
 async def replay_event(db: Database, event_id: str, destination_id: str) -> int:
@@ -30,14 +33,30 @@ async def replay_event(db: Database, event_id: str, destination_id: str) -> int:
 
 
 async def replay_range(db: Database, destination_id: str, since: datetime, until: datetime) -> int:
-    """Every event created in [since, until) that the destination wants."""
+    """Every event created in [since, until) that the destination wants (naive times are UTC),
+    a page to a transaction, so that a long range neither fills the memory nor holds the
+    database's write lock for long."""
+    try:
+        start, end = as_utc(since), as_utc(until)
+    except OverflowError:
+        message = "since and until must lie within years 1-9999"
+        raise ReceiverError(400, "invalid_window", message) from None
 
-    def replay(conn: Connection) -> int:
+    def replay_page(conn: Connection, after: int) -> tuple[int, int | None]:
         destination = _destination(conn, destination_id)
-        events = gateway.events_between(conn, since, until)
-        return _replay(conn, destination, [e for e in events if wants(destination, e.type, e.kind)])
+        events = gateway.events_between(conn, start, end, after=after, limit=_PAGE)
+        replayed = _replay(
+            conn, destination, [e for e in events if wants(destination, e.type, e.kind)]
+        )
+        return replayed, events[-1].position if len(events) == _PAGE else None
 
-    return await db.write(replay)
+    total, after = 0, 0
+    while True:
+        replayed, next_after = await db.write(partial(replay_page, after=after))
+        total += replayed
+        if next_after is None:
+            return total
+        after = next_after
 
 
 def _destination(conn: Connection, destination_id: str) -> DestinationRecord:

@@ -22,6 +22,7 @@ from receiver.spend.rules import credits_text
 from storage import gateway
 from storage.db import Connection, Database
 from storage.records import FindingRecord, JobSpend, LedgerEntryRecord, SpendGroup
+from storage.types import as_utc
 
 __all__ = [
     "CSV_COLUMNS",
@@ -83,7 +84,7 @@ def parse_moment(value: str | None, param: str) -> datetime | None:
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(moment)
     except (ValueError, OverflowError):  # OverflowError: year 9999 plus an offset
         raise ReportError(param, f"{param} must be a date (2026-05-04) or ISO-8601 time") from None
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, tuple_
 
 from storage.db import Connection
-from storage.gateway._common import record_select, records
+from storage.gateway._common import chunks, record_select, records
 from storage.models import JOB, JOB_EVENT
 from storage.records import JobEventRecord, JobRecord, Slice
 
@@ -31,8 +31,11 @@ def lock_jobs(conn: Connection, job_ids: Sequence[str]) -> dict[str, JobRecord]:
     """The jobs that exist among `job_ids`, locked for this transaction in id order (so two
     transactions cannot deadlock on them); SQLite's BEGIN IMMEDIATE already serializes."""
     stmt = _lock_jobs_stmt(conn.dialect_name == "postgresql")
-    found = records(JobRecord, conn.execute(stmt, {"ids": sorted(job_ids)}))
-    return {job.id: job for job in found}
+    found: dict[str, JobRecord] = {}
+    for chunk in chunks(sorted(set(job_ids))):
+        locked = records(JobRecord, conn.execute(stmt, {"ids": chunk}))
+        found.update((job.id, job) for job in locked)
+    return found
 
 
 @cache

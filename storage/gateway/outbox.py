@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text
 
 from storage.db import Connection
-from storage.gateway._common import dialect_insert, record_select, records
+from storage.gateway._common import chunks, dialect_insert, record_select, records
 from storage.models import DESTINATION, EVENT, EVENT_PUSH
 from storage.records import DestinationRecord, NewEvent, NewPush, values_of
 
@@ -24,8 +24,11 @@ _OUTBOX_LOCK = 0x6F757462
 
 def last_sequences(conn: Connection, job_ids: Sequence[str]) -> dict[str, int]:
     """The highest event sequence of each job that has events."""
-    rows = conn.execute(_last_sequences_stmt(), {"ids": list(job_ids)})
-    return {job_id: int(sequence) for job_id, sequence in rows}
+    found: dict[str, int] = {}
+    for chunk in chunks(list(job_ids)):
+        rows = conn.execute(_last_sequences_stmt(), {"ids": chunk})
+        found.update((job_id, int(sequence)) for job_id, sequence in rows)
+    return found
 
 
 @cache
@@ -55,13 +58,16 @@ def _insert_events_stmt(dialect: str) -> Any:
 
 def destinations_to_tell(conn: Connection) -> list[DestinationRecord]:
     """Every destination, enabled or not: a disabled one keeps what it misses until it is
-    enabled again."""
-    return records(DestinationRecord, conn.execute(_destinations_stmt()))
+    enabled again. On PostgreSQL they stay until this transaction ends (a destination removed
+    meanwhile waits), since the pushes made for them refer to them."""
+    stmt = _destinations_stmt(conn.dialect_name == "postgresql")
+    return records(DestinationRecord, conn.execute(stmt))
 
 
 @cache
-def _destinations_stmt() -> Any:
-    return record_select(DestinationRecord, DESTINATION)
+def _destinations_stmt(hold: bool) -> Any:
+    stmt = record_select(DestinationRecord, DESTINATION)
+    return stmt.with_for_update(key_share=True) if hold else stmt
 
 
 def insert_pushes(conn: Connection, pushes: Sequence[NewPush]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from storage.db import Connection
-from storage.gateway._common import columns_of, record_select, records
+from storage.gateway._common import chunks, columns_of, record_select, records
 from storage.models import OUTPUT
 from storage.records import ArchivedBlob, OutputCounts, OutputRecord
 from storage.states import OutputState
@@ -27,12 +28,20 @@ __all__ = [
 
 
 def list_outputs(conn: Connection, job_ids: Sequence[str]) -> list[OutputRecord]:
-    stmt = (
+    """The outputs of these jobs, by job id and position."""
+    found: list[OutputRecord] = []
+    for chunk in chunks(sorted(set(job_ids))):
+        found += records(OutputRecord, conn.execute(_outputs_stmt(), {"ids": chunk}))
+    return found
+
+
+@cache
+def _outputs_stmt() -> Any:
+    return (
         record_select(OutputRecord, OUTPUT)
-        .where(OUTPUT.c.job_id.in_(job_ids))
+        .where(OUTPUT.c.job_id.in_(bindparam("ids", expanding=True)))
         .order_by(OUTPUT.c.job_id, OUTPUT.c.position)
     )
-    return records(OutputRecord, conn.execute(stmt))
 
 
 def _claimable(now: datetime) -> Any:

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, exists, func, or_, select, type_coerce, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, type_coerce, update
 
 from storage.db import Connection
 from storage.gateway._common import (
@@ -56,6 +56,7 @@ __all__ = [
     "prune_events",
     "push_tallies",
     "record_push_attempts",
+    "release_pushes",
     "replay_pushes",
     "update_destination",
 ]
@@ -136,12 +137,29 @@ def expire_destination_secrets(conn: Connection, destination_id: str, at: dateti
 
 
 def claim_pushes(
-    conn: Connection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    conn: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    skip: Sequence[str] = (),
 ) -> list[PushRecord]:
-    """Lease up to `limit` due pushes to enabled destinations, in one statement."""
+    """Lease up to `limit` due pushes to enabled destinations (but those in `skip`), in one
+    statement."""
     params = {"now": now, "owner": owner, "lease_until": lease_until, "limit": limit}
-    claimed = records(PushRecord, conn.execute(_claim_stmt(), params))
+    claimed = records(PushRecord, conn.execute(_claim_stmt(), {**params, "skip": list(skip)}))
     return sorted(claimed, key=lambda push: (push.event_position, push.id))
+
+
+def release_pushes(conn: Connection, owner: str, push_ids: Sequence[int]) -> None:
+    """Give back pushes just claimed and not sent, as they were before the claim."""
+    stmt = (
+        update(P)
+        .where(P.c.id.in_(push_ids), P.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, attempts=P.c.attempts - 1)
+    )
+    conn.execute(stmt)
 
 
 @cache
@@ -162,6 +180,7 @@ def _claim_stmt() -> Any:
             P.c.next_attempt_at <= now,
             or_(P.c.lease_expires_at.is_(None), P.c.lease_expires_at < now),
             DESTINATION.c.state == DestinationState.ENABLED,
+            P.c.destination_id.not_in(bindparam("skip", expanding=True)),
             ~blocked,  # one job's events reach a destination in order
         )
         .order_by(P.c.next_attempt_at, P.c.id)
@@ -244,19 +263,15 @@ def push_tallies(conn: Connection) -> list[PushTally]:
 
 
 def replay_pushes(conn: Connection, pushes: Sequence[NewPush]) -> int:
-    """Send these events again: a push that exists becomes pending and due now (its attempts
-    kept), one that does not is added. Returns how many."""
+    """Send these events again: a push that exists becomes pending and due now, with a whole
+    schedule of attempts again; one that does not is added. Returns how many. A push out at
+    this moment keeps its lease: its attempt is the one asked for, not a second one beside it."""
     if not pushes:
         return 0
     stmt = dialect_insert(conn.dialect_name, P)
     stmt = stmt.on_conflict_do_update(
         index_elements=["destination_id", "event_id"],
-        set_={
-            "state": PENDING,
-            "next_attempt_at": stmt.excluded.next_attempt_at,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        },
+        set_={"state": PENDING, "next_attempt_at": stmt.excluded.next_attempt_at, "attempts": 0},
     )
     conn.execute(stmt, [values_of(push) for push in pushes])
     return len(pushes)
@@ -293,18 +308,24 @@ def events_by_ids(conn: Connection, event_ids: Sequence[str]) -> list[EventRecor
     return records(EventRecord, conn.execute(stmt))
 
 
-def events_between(conn: Connection, since: datetime, until: datetime) -> list[EventRecord]:
-    stmt = (
-        record_select(EventRecord, EVENT)
-        .where(EVENT.c.created_at >= since, EVENT.c.created_at < until)
-        .order_by(EVENT.c.position)
+def events_between(
+    conn: Connection, since: datetime, until: datetime, *, after: int, limit: int
+) -> list[EventRecord]:
+    """Events created in [since, until), by position, from after the position `after`."""
+    stmt = page_after(EventRecord, EVENT, EVENT.c.position, after, limit).where(
+        EVENT.c.created_at >= since, EVENT.c.created_at < until
     )
     return records(EventRecord, conn.execute(stmt))
 
 
 def prune_events(conn: Connection, before: datetime) -> int:
-    """Forget events created before `before`, with their pushes and attempts."""
-    old = select(EVENT.c.id).where(EVENT.c.created_at < before).scalar_subquery()
-    conn.execute(delete(P).where(P.c.event_id.in_(old)))
+    """Forget events created before `before`, with their pushes and attempts; but each job
+    keeps its newest event, whose sequence the job's next event carries on from."""
+    later = EVENT.alias("later")
+    superseded = exists().where(
+        later.c.job_id == EVENT.c.job_id, later.c.sequence > EVENT.c.sequence
+    )
+    old = and_(EVENT.c.created_at < before, or_(EVENT.c.job_id.is_(None), superseded))
+    conn.execute(delete(P).where(P.c.event_id.in_(select(EVENT.c.id).where(old).scalar_subquery())))
     conn.execute(delete(PUSH_ATTEMPT).where(PUSH_ATTEMPT.c.attempted_at < before))
-    return conn.execute(delete(EVENT).where(EVENT.c.created_at < before)).rowcount
+    return conn.execute(delete(EVENT).where(old)).rowcount
