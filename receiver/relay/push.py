@@ -57,7 +57,7 @@ _RETRY_AFTER_CAP_S = 36000.0
 @dataclass(frozen=True)
 class PushConfig:
     concurrency: int = 16  # pushes in flight at once
-    per_destination: int = 8  # at most, to one destination: a slow one leaves room for others
+    per_destination: int = 12  # at most, to one destination: a slow one leaves room for others
     timeout: float = 15.0
     retry_scale: float = 1.0  # shrinks the schedule (tests, demos)
     disable_after: timedelta = timedelta(days=5)
@@ -92,12 +92,13 @@ class _Claimed(NamedTuple):
 
 
 class _Claim(NamedTuple):
-    """What one claim leased and kept, with the signing secrets of their destinations, and how
-    many it took before giving back those over a destination's room."""
+    """What one claim leased, with the signing secrets of their destinations; how many pushes
+    it leased, and how many it could have."""
 
     pushes: list[_Claimed]
     secrets: dict[str, list[str]]
     taken: int
+    asked: int
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class Pusher:
                     for push in claim.pushes:
                         task = asyncio.create_task(self._attempt(push, claim.secrets))
                         flying[task] = push.destination.id
-                    more_due = limit > 0 and claim.taken == limit
+                    more_due = claim.asked > 0 and claim.taken == claim.asked
                 if not (flying or more_due or self._wanted.is_set()):
                     return outcome
                 if not more_due or len(flying) >= self._config.concurrency:
@@ -209,25 +210,21 @@ class Pusher:
         self, conn: Connection, *, ended: Sequence[_Result], limit: int, busy: Counter[str]
     ) -> tuple[_Claim, list[tuple[_Result, str | None]]]:
         recorded = self._write_results(conn, ended) if ended else []
-        claim = self._claim(conn, limit, busy) if limit else _Claim([], {}, 0)
+        claim = self._claim(conn, limit, busy) if limit else _Claim([], {}, 0, 0)
         return claim, recorded
 
     def _claim(self, conn: Connection, limit: int, busy: Counter[str]) -> _Claim:
-        """Lease a batch of due pushes, none to a destination that has as many out as it may
-        have (`busy`: pushes out per destination); with their events, destinations, secrets."""
-        room, out = self._config.per_destination, Counter(busy)
-        full = sorted(d for d, count in out.items() if count >= room)
+        """Lease a batch of due pushes, with their events, destinations and secrets. `busy`:
+        the pushes out per destination. None goes to a destination that has all it may have
+        out, and the batch is no larger than the least room any other one has left, so that
+        whichever destinations it takes, none gets more than its room."""
+        room = self._config.per_destination
+        full = sorted(d for d, out in busy.items() if out >= room)
+        least_room = min((room - out for out in busy.values() if out < room), default=room)
         claim = partial(gateway.claim_pushes, skip=full)
-        taken = self._replica.claim(claim, conn, limit=limit)
-        pushes: list[PushRecord] = []
-        extra: list[PushRecord] = []
-        for push in taken:
-            out[push.destination_id] += 1
-            (pushes if out[push.destination_id] <= room else extra).append(push)
-        if extra:
-            gateway.release_pushes(conn, self._replica.owner, [p.id for p in extra])
+        pushes = self._replica.claim(claim, conn, limit=min(limit, least_room))
         claimed, secrets = self._with_events(conn, pushes) if pushes else ([], {})
-        return _Claim(claimed, secrets, len(taken))
+        return _Claim(claimed, secrets, len(pushes), min(limit, least_room))
 
     def _with_events(
         self, conn: Connection, pushes: Sequence[PushRecord]

@@ -68,7 +68,6 @@ from storage.gateway.relay import (
     prune_events,
     push_tallies,
     record_push_attempts,
-    release_pushes,
     replay_pushes,
     update_destination,
 )
@@ -172,7 +171,6 @@ __all__ = [
     "rejection_counts",
     "release_job_lease",
     "release_lease",
-    "release_pushes",
     "repeated_requests",
     "replay_pushes",
     "retire_secret",

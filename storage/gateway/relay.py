@@ -56,7 +56,6 @@ __all__ = [
     "prune_events",
     "push_tallies",
     "record_push_attempts",
-    "release_pushes",
     "replay_pushes",
     "update_destination",
 ]
@@ -150,16 +149,6 @@ def claim_pushes(
     params = {"now": now, "owner": owner, "lease_until": lease_until, "limit": limit}
     claimed = records(PushRecord, conn.execute(_claim_stmt(), {**params, "skip": list(skip)}))
     return sorted(claimed, key=lambda push: (push.event_position, push.id))
-
-
-def release_pushes(conn: Connection, owner: str, push_ids: Sequence[int]) -> None:
-    """Give back pushes just claimed and not sent, as they were before the claim."""
-    stmt = (
-        update(P)
-        .where(P.c.id.in_(push_ids), P.c.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None, attempts=P.c.attempts - 1)
-    )
-    conn.execute(stmt)
 
 
 @cache
