@@ -274,12 +274,9 @@ class Archiver:
         retryable `AurousError` when Aurous could not answer just now."""
         try:
             generation, _ = await self._replica.tracker.refresh(row.job_id)
-        except AurousError as error:
-            if error.retryable:
+        except ReceiverError as error:  # Aurous's answer, or no Aurous to ask (no API key)
+            if isinstance(error, AurousError) and error.retryable:
                 raise
-            log.info("could not refresh %s after 410: %s", row.job_id, error)
-            return None
-        except ReceiverError as error:  # no Aurous to ask (no API key): the 410 stands
             log.info("could not refresh %s after 410: %s", row.job_id, error)
             return None
         urls = generation.output_sources()
