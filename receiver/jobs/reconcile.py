@@ -143,6 +143,14 @@ class Reconciler:
         return self._replica.claim(gateway.claim_due_polls, conn, limit=self._config.poll_batch)
 
     async def _poll(self, claim: PollClaim, report: PollReport) -> None:
+        # Kept from the claim on: a poll may wait for a slot, or for Aurous's rate budget.
+        lease = asyncio.create_task(self._replica.keep_lease(gateway.extend_job_lease, claim.id))
+        try:
+            await self._poll_in_slot(claim, report)
+        finally:
+            lease.cancel()
+
+    async def _poll_in_slot(self, claim: PollClaim, report: PollReport) -> None:
         async with self._poll_slots:
             retry_at = None
             try:

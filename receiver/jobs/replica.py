@@ -18,9 +18,10 @@ __all__ = ["ClaimStatement", "LeaseExtension", "Replica"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K", int, str)
 # A gateway statement that moves the end of `owner`'s lease on one item (`extend_output_lease`,
-# `extend_push_lease`); False when `owner` no longer holds it.
-LeaseExtension = Callable[[Connection, int, str, datetime], bool]
+# `extend_push_lease`, `extend_job_lease`); False when `owner` no longer holds it.
+LeaseExtension = Callable[[Connection, K, str, datetime], bool]
 
 
 class ClaimStatement(Protocol[T]):
@@ -44,7 +45,7 @@ class Replica:
         now = utcnow()
         return statement(conn, owner=self.owner, now=now, lease_until=now + self.lease, limit=limit)
 
-    async def keep_lease(self, extend: LeaseExtension, item_id: int) -> None:
+    async def keep_lease(self, extend: LeaseExtension[K], item_id: K) -> None:
         """Renew the lease on one claimed item every third of its length while the work on it
         goes on (cancel this then); return once the lease is lost. A renewal that fails (the
         database busy, say) is tried again at the next beat."""
@@ -58,4 +59,4 @@ class Replica:
             try:
                 kept = await self.db.write(renew)
             except Exception as exc:
-                log.warning("could not renew the lease on item %d: %r", item_id, exc)
+                log.warning("could not renew the lease on item %s: %r", item_id, exc)

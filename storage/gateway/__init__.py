@@ -45,6 +45,7 @@ from storage.gateway.outputs import (
 )
 from storage.gateway.reconcile import (
     claim_due_polls,
+    extend_job_lease,
     get_state,
     release_job_lease,
     set_state,
@@ -123,6 +124,7 @@ __all__ = [
     "events_between",
     "events_by_ids",
     "expire_destination_secrets",
+    "extend_job_lease",
     "extend_output_lease",
     "extend_push_lease",
     "fill_generation_ids",

@@ -11,7 +11,7 @@ from storage.gateway._common import columns_of, insert, records
 from storage.models import JOB, SYNC_STATE
 from storage.records import PollClaim
 
-__all__ = ["claim_due_polls", "get_state", "release_job_lease", "set_state"]
+__all__ = ["claim_due_polls", "extend_job_lease", "get_state", "release_job_lease", "set_state"]
 
 
 def claim_due_polls(
@@ -38,6 +38,11 @@ def claim_due_polls(
         .returning(*columns_of(PollClaim, JOB))
     )
     return records(PollClaim, conn.execute(stmt))
+
+
+def extend_job_lease(conn: Connection, job_id: str, owner: str, until: datetime) -> bool:
+    stmt = update(JOB).where(JOB.c.id == job_id, JOB.c.lease_owner == owner)
+    return conn.execute(stmt.values(lease_expires_at=until)).rowcount == 1
 
 
 def release_job_lease(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,3 +49,39 @@ async def test_a_poll_answered_with_no_generation_is_tried_again_later(db_url: s
 
     assert (first.failed, again.failed, aurous.calls) == (1, 0, 1)
     assert job is not None and job.next_poll_at is not None and job.next_poll_at > utcnow()
+
+
+class _SlowAurous:
+    """An Aurous that takes its time to say the job is still running."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    async def get_generation(self, job_id: str) -> GenerationResponse:
+        self.calls += 1
+        await asyncio.sleep(1.5)
+        return decode_generation(json.dumps(self.answer).encode())
+
+
+async def test_a_slow_poll_keeps_its_lease_so_no_other_replica_polls_the_job(db_url: str) -> None:
+    db = Database(db_url)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    running = generation("img_slow_poll", "processing", created_at=an_hour_ago.isoformat())
+    aurous: Any = _SlowAurous(running)
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    lease = timedelta(seconds=0.6)
+    try:
+        await tracker.observe(
+            [Observation(decode_generation(json.dumps(running).encode()), Source.API, an_hour_ago)]
+        )
+        first = Reconciler(Replica(db, tracker, "replica-a", lease), aurous)
+        other = Reconciler(Replica(db, tracker, "replica-b", lease), aurous)
+        polling = asyncio.create_task(first.poll_due())
+        await asyncio.sleep(1.0)  # past the lease, while the first poll waits for its answer
+        meanwhile = await other.poll_due()
+        report = await polling
+    finally:
+        await db.dispose()
+
+    assert (report.polled, meanwhile.polled, aurous.calls) == (1, 0, 1)
