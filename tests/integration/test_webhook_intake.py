@@ -128,17 +128,18 @@ async def test_an_oversized_body_is_413(client: Client) -> None:
     response = await client.post("/webhooks/aurous", content=body, headers=headers(body))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
+    assert response.headers["connection"] == "close"  # the rest of the body is never read
     rejected = (await client.get("/deliveries", params={"status": "rejected"})).json()["data"]
     assert rejected[0]["reason"] == "body_too_large"
     assert rejected[0]["body_size"] == len(body)
 
 
-async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client) -> None:
-    # A chunked upload, as the HTTP server hands it over: no Content-Length to refuse it by, so
-    # the limit holds while the body is read. (The test client cannot stream a request body.)
-    body = b"x" * (11 * 1024 * 1024)
-    chunks = [body[start : start + 65536] for start in range(0, len(body), 65536)]
-    answer: list[Any] = []
+async def _post_raw(
+    client: Client, chunks: list[bytes], request_headers: list[tuple[bytes, bytes]]
+) -> list[dict[str, Any]]:
+    """POST /webhooks/aurous as the HTTP server hands it over (the test client cannot stream
+    a request body, nor send a Content-Length that is not its body's); the messages sent."""
+    answer: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         chunk = chunks.pop(0)
@@ -147,7 +148,6 @@ async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client
     async def send(message: dict[str, Any]) -> None:
         answer.append(message)
 
-    signature = headers(body)["Aurous-Webhook-Signature"].encode()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -158,17 +158,36 @@ async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client
         "raw_path": b"/webhooks/aurous",
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"transfer-encoding", b"chunked"), (b"aurous-webhook-signature", signature)],
+        "headers": request_headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
     # on the loop the app runs on (the test client's portal), as its own requests are
     await asyncio.to_thread(client.blocking_portal.call, client.app, scope, receive, send)
+    return answer
+
+
+async def test_an_oversized_body_sent_without_a_length_is_413_too(client: Client) -> None:
+    # A chunked upload: no Content-Length to refuse it by, so the limit holds while it is read.
+    body = b"x" * (11 * 1024 * 1024)
+    chunks = [body[start : start + 65536] for start in range(0, len(body), 65536)]
+    signature = headers(body)["Aurous-Webhook-Signature"].encode()
+    chunked = [(b"transfer-encoding", b"chunked"), (b"aurous-webhook-signature", signature)]
+    answer = await _post_raw(client, chunks, chunked)
     assert answer[0]["status"] == 413
     assert json.loads(answer[1]["body"])["error"]["code"] == "body_too_large"
     assert len(chunks) > 0  # it stopped reading once the limit was passed
     rejected = (await client.get("/deliveries", params={"status": "rejected"})).json()["data"]
     assert rejected[0]["reason"] == "body_too_large"
+
+
+async def test_a_content_length_beyond_any_column_is_413_and_kept(client: Client) -> None:
+    body = b"{}"
+    huge = [(b"content-length", b"3000000000"), (b"aurous-webhook-signature", b"t=1,v1=x")]
+    answer = await _post_raw(client, [body], huge)
+    assert answer[0]["status"] == 413
+    rejected = (await client.get("/deliveries", params={"status": "rejected"})).json()["data"]
+    assert (rejected[0]["reason"], rejected[0]["body_size"]) == ("body_too_large", 2**31 - 1)
 
 
 async def test_status_never_regresses_and_contradictions_are_kept(client: Client) -> None:

@@ -52,6 +52,8 @@ _ANSWERS = {
 }
 _BODIES = {status: b'{"status":"%s"}' % name.encode() for status, (name, _) in _ANSWERS.items()}
 _CONTENT_LENGTH = b"content-length"
+_CLOSE = (b"connection", b"close")
+_MAX_SIZE_KEPT = 2**31 - 1  # a declared size is stored as it is, up to what the column holds
 
 
 class WebhookAnswer(msgspec.Struct):
@@ -137,11 +139,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _answer(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (_CONTENT_LENGTH, str(len(body)).encode()),
     ]
+    if close:  # what is left of the body is not read: the connection cannot carry on
+        headers.append(_CLOSE)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -161,7 +165,8 @@ async def _reject(
         )
     reason = rejected.reason
     error = ReceiverError(reason.http_status, reason.value, rejected.message)
-    await _answer(send, error.http_status, error_body(error, facts.request_id))
+    body_left = reason is RejectReason.BODY_TOO_LARGE
+    await _answer(send, error.http_status, error_body(error, facts.request_id), close=body_left)
 
 
 def _facts(scope: Scope) -> tuple[RequestFacts, str | None, int]:
@@ -176,7 +181,7 @@ def _facts(scope: Scope) -> tuple[RequestFacts, str | None, int]:
             headers[name] = value[:1000]
             signature = value if name == _SIGNATURE_HEADER else signature
             if name == "content-length":
-                declared_size = int(value) if value.isdigit() else 0
+                declared_size = _declared_size(value)
     client = scope.get("client")
     facts = RequestFacts(
         received_at=datetime.now(UTC),
@@ -185,3 +190,10 @@ def _facts(scope: Scope) -> tuple[RequestFacts, str | None, int]:
         request_id=current_request_id(),
     )
     return facts, signature, declared_size
+
+
+def _declared_size(content_length: str) -> int:
+    """A Content-Length as a size to keep: 0 if it is no number, at most what the column holds."""
+    if not (content_length.isascii() and content_length.isdigit()):
+        return 0
+    return _MAX_SIZE_KEPT if len(content_length) > 10 else min(int(content_length), _MAX_SIZE_KEPT)
