@@ -88,9 +88,24 @@ def _preview(secret: str) -> str:
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-        raise ReceiverError(400, "invalid_url", "url must be an http(s) URL", param="url")
+    """An http(s) URL with a host and a valid port, no white space or control characters, and
+    no user or password in it (they would be shown wherever the destination is)."""
+    try:
+        parts = urlsplit(url)
+        usable = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0  # reading the port refuses one out of range
+            and len(url) <= 2000
+            and url.isprintable()
+            and " " not in url
+            and parts.username is None
+        )
+    except ValueError:  # an unclosed [ or a port out of range
+        usable = False
+    if not usable:
+        message = "url must be an http(s) URL with a host, without spaces or credentials"
+        raise ReceiverError(400, "invalid_url", message, param="url")
     return url
 
 

@@ -133,3 +133,22 @@ async def test_the_destinations_page_shows_state_and_attempts(sqlite_client: Cli
     )
     assert disabled.status_code == 303
     assert (await sqlite_client.get(f"/destinations/{destination}")).json()["state"] == "disabled"
+
+
+async def test_a_destination_url_that_cannot_work_or_holds_credentials_is_400(
+    client: Client,
+) -> None:
+    created = await client.post("/destinations", json={"url": "https://app.example.com/hooks"})
+    assert created.status_code == 201
+    for url in (
+        "http://[::1/hooks",  # an unclosed IPv6 address
+        "http://app.example.com:99999/hooks",
+        "http://app example.com/hooks",
+        "http://user:password@app.example.com/hooks",  # it would be shown wherever it is listed
+        "ftp://app.example.com/hooks",
+    ):
+        for answer in (
+            await client.post("/destinations", json={"url": url}),
+            await client.patch(f"/destinations/{created.json()['id']}", json={"url": url}),
+        ):
+            assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_url")
