@@ -221,10 +221,10 @@ class Pusher:
         room = self._config.per_destination
         full = sorted(d for d, out in busy.items() if out >= room)
         least_room = min((room - out for out in busy.values() if out < room), default=room)
-        claim = partial(gateway.claim_pushes, skip=full)
-        pushes = self._replica.claim(claim, conn, limit=min(limit, least_room))
+        asked = min(limit, least_room)
+        pushes = self._replica.claim(partial(gateway.claim_pushes, skip=full), conn, limit=asked)
         claimed, secrets = self._with_events(conn, pushes) if pushes else ([], {})
-        return _Claim(claimed, secrets, len(pushes), min(limit, least_room))
+        return _Claim(claimed, secrets, len(pushes), asked)
 
     def _with_events(
         self, conn: Connection, pushes: Sequence[PushRecord]
