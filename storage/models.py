@@ -434,8 +434,6 @@ class EventPush(SQLModel, table=True):
     next_attempt_at: datetime = _utc(nullable=False)
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _utc()
-    last_status: int | None = None
-    last_error: str | None = Field(default=None, sa_type=Text)
     delivered_at: datetime | None = _utc()
     created_at: datetime = _utc(nullable=False)
 

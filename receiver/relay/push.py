@@ -299,25 +299,11 @@ class Pusher:
     def _outcome(self, result: _Result) -> tuple[str, PushFinish]:
         push, answer, now = result.claimed.push, result.answer, result.at
         if answer.delivered:
-            finish = PushFinish(
-                state=PushState.DELIVERED,
-                last_status=answer.status,
-                last_error=None,
-                delivered_at=now,
-            )
-            return "delivered", finish
+            return "delivered", PushFinish(state=PushState.DELIVERED, delivered_at=now)
         if push.attempts >= MAX_ATTEMPTS:
-            finish = PushFinish(
-                state=PushState.FAILED, last_status=answer.status, last_error=answer.error
-            )
-            return "failed", finish
+            return "failed", PushFinish(state=PushState.FAILED)
         delay = next_attempt_delay(push.attempts, self._config.retry_scale, answer.retry_after)
-        finish = PushFinish(
-            next_attempt_at=now + timedelta(seconds=delay),
-            last_status=answer.status,
-            last_error=answer.error,
-        )
-        return "retry", finish
+        return "retry", PushFinish(next_attempt_at=now + timedelta(seconds=delay))
 
     def _judge_destination(
         self, conn: Connection, destination_id: str, ok: bool, now: datetime

@@ -100,8 +100,6 @@ class PushFinish(Change, frozen=True):
 
     state: str | UnsetType = UNSET
     next_attempt_at: datetime | UnsetType = UNSET
-    last_status: int | UnsetType | None = UNSET
-    last_error: str | UnsetType | None = UNSET
     delivered_at: datetime | UnsetType | None = UNSET
 
 

@@ -153,3 +153,45 @@ async def _seed_duplicates_then_check(url: str) -> None:
 def test_upgrade_counts_stored_duplicates(empty_url: str) -> None:
     alembic(empty_url, "upgrade", "0006")
     asyncio.run(_seed_duplicates_then_check(empty_url))
+
+
+async def _seed_pushes_then_check(url: str) -> None:
+    """Dropping a push's copy of its last answer keeps every push, its destination link and
+    its place in the queue."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+
+    destination = text(
+        "INSERT INTO destination (id, url, events, state, created_at, updated_at)"
+        " VALUES ('dst_1', 'http://127.0.0.1:9/hook', '[\"job.*\"]', 'enabled',"
+        " '2026-05-01 10:00:00', '2026-05-01 10:00:00')"
+    )
+    push = text(
+        "INSERT INTO event_push (id, destination_id, event_id, event_position, job_id, sequence,"
+        " state, attempts, next_attempt_at, last_status, last_error, created_at) VALUES"
+        " (:id, 'dst_1', :event, :position, 'img_1', :sequence, :state, 2,"
+        " '2026-05-01 10:05:00', 503, 'busy', '2026-05-01 10:00:00')"
+    )
+    pushes = [
+        {"id": n, "event": f"evt_{n}", "position": n, "sequence": n, "state": state}
+        for n, state in ((1, "pending"), (2, "failed"))
+    ]
+    db = Database(url)
+    try:
+        await db.write(lambda conn: (conn.execute(destination), conn.execute(push, pushes)))
+    finally:
+        await db.dispose()
+    alembic(url, "upgrade", "head")
+    db = Database(url)
+    kept = text("SELECT id, destination_id, event_id, state, attempts FROM event_push ORDER BY id")
+    try:
+        rows = await db.read(lambda conn: [tuple(r) for r in conn.execute(kept)])
+    finally:
+        await db.dispose()
+    assert rows == [(1, "dst_1", "evt_1", "pending", 2), (2, "dst_1", "evt_2", "failed", 2)]
+
+
+def test_upgrade_keeps_pushes_without_their_last_answer(empty_url: str) -> None:
+    alembic(empty_url, "upgrade", "0007")
+    asyncio.run(_seed_pushes_then_check(empty_url))
