@@ -3,6 +3,7 @@ closed by the app's lifespan (or by a one-off CLI command)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,16 +35,31 @@ from receiver.spend.audit import Audit, AuditConfig
 from receiver.web.auth import resolve_admin_token
 from receiver.webhooks.intake import Intake
 from receiver.webhooks.keyring import SecretStore
+from storage import gateway
 from storage.blobs import BlobStore
-from storage.crypto import SecretBox, open_secret_box
+from storage.crypto import CryptoError, SecretBox, open_secret_box
 from storage.db import Database
 from storage.migrate import current_revision, head_revision
 from storage.private import keep_private
+from storage.types import utcnow
 
-__all__ = ["NotMigrated", "Runtime", "RuntimeDep", "load_secret_box", "open_runtime"]
+__all__ = [
+    "NotMigrated",
+    "Runtime",
+    "RuntimeDep",
+    "check_startable",
+    "load_secret_box",
+    "open_runtime",
+]
 
 log = logging.getLogger(__name__)
 MASTER_KEY_FILE = "master.key"
+KEY_CHECK_STATE = "master_key_check"
+_KEY_CHECK = b"master-key-check"
+WRONG_MASTER_KEY = (
+    "the master key (RECEIVER_MASTER_KEY, else master.key in the data directory) is not the "
+    "one this database's secrets are sealed with; use that key"
+)
 
 
 class NotMigrated(RuntimeError):
@@ -100,12 +116,38 @@ RuntimeDep: TypeAlias = NamedDependency[Runtime]
 """How a route handler asks for the runtime."""
 
 
-def load_secret_box(settings: Settings) -> SecretBox:
+async def load_secret_box(db: Database, settings: Settings) -> SecretBox:
+    """The master key's box, once it is known to be the key this database's secrets are sealed
+    with: one secret sealed under another key would stop every webhook from verifying."""
     path = Path(settings.data_dir) / MASTER_KEY_FILE
     box, created = open_secret_box(settings.master_key, path)
     if created:
         log.warning("master key generated into %s; back it up with the database", path.resolve())
+    check = await db.read(lambda conn: gateway.get_state(conn, KEY_CHECK_STATE))
+    if check is None:
+        await _open_every_secret(db, box)  # sealed before the database kept a key check
+        sealed = base64.b64encode(box.seal(KEY_CHECK_STATE, _KEY_CHECK)).decode()
+        check = await db.write(
+            lambda conn: gateway.claim_state(conn, KEY_CHECK_STATE, sealed, utcnow())
+        )
+    try:
+        box.open(base64.b64decode(check), _KEY_CHECK)
+    except CryptoError:
+        raise CryptoError(WRONG_MASTER_KEY) from None
     return box
+
+
+async def _open_every_secret(db: Database, box: SecretBox) -> None:
+    try:
+        await SecretStore(db, box).reload()
+        destinations = DestinationStore(db, box)
+        await db.read(
+            lambda conn: destinations.signing_secrets(
+                conn, [d.id for d in gateway.list_destinations(conn)]
+            )
+        )
+    except CryptoError:
+        raise CryptoError(WRONG_MASTER_KEY) from None
 
 
 async def _check_migrated(db: Database) -> str | None:
@@ -130,13 +172,24 @@ def _aurous_client(settings: Settings) -> AurousClient | None:
     )
 
 
+async def check_startable(settings: Settings) -> None:
+    """What would stop `open_runtime`, found without starting anything: a schema behind the
+    code, or a master key other than the one the database's secrets are sealed with."""
+    db = Database(settings.database_url)
+    try:
+        await _check_migrated(db)
+        await load_secret_box(db, settings)
+    finally:
+        await db.dispose()
+
+
 async def open_runtime(settings: Settings) -> Runtime:
     """Build and start everything; background work only if `settings.background`."""
     keep_private(Path(settings.data_dir))
     db = Database(settings.database_url)
     try:
         head = await _check_migrated(db)
-        box = load_secret_box(settings)
+        box = await load_secret_box(db, settings)
         secrets = SecretStore(db, box)
         await secrets.bootstrap(settings.bootstrap_secrets)
         runtime = _build(settings, db, box, secrets, head)

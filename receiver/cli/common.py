@@ -27,6 +27,7 @@ __all__ = [
     "print_json",
     "print_records",
     "print_table",
+    "require_sqlite_file",
     "run",
     "settings_from",
     "table_command",
@@ -155,7 +156,7 @@ async def migrated_db(settings: Settings) -> Database:
     from storage.db import Database
     from storage.migrate import current_revision, head_revision
 
-    _require_sqlite_file(settings)
+    require_sqlite_file(settings)
     db = Database(settings.database_url)
     try:
         current = await current_revision(db)
@@ -168,7 +169,7 @@ async def migrated_db(settings: Settings) -> Database:
     return db
 
 
-def _require_sqlite_file(settings: Settings) -> None:
+def require_sqlite_file(settings: Settings) -> None:
     """Refuse a SQLite database that is not there yet: opening it would leave an empty
     database file (and its folder) behind a command that then fails."""
     from sqlalchemy.engine import make_url
@@ -197,7 +198,7 @@ async def open_runtime(settings: Settings) -> Any:
     """The service's runtime without background ticks, for one-off commands."""
     from receiver.runtime import open_runtime as open_service_runtime
 
-    _require_sqlite_file(settings)
+    require_sqlite_file(settings)
     return await open_service_runtime(settings.with_overrides(background=False))
 
 

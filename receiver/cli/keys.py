@@ -24,17 +24,20 @@ def secrets() -> None:
     """Manage the webhook keyring."""
 
 
-def _secret_store(db: Database, settings: Settings) -> SecretStore:
+async def _secret_store(db: Database, settings: Settings) -> SecretStore:
     """The keyring of a database known to be migrated. The master key is read (made, the first
     time) only now, so that a command failing before this point leaves no key file behind."""
     from receiver.runtime import load_secret_box
     from receiver.webhooks.keyring import SecretStore
 
-    return SecretStore(db, load_secret_box(settings))
+    return SecretStore(db, await load_secret_box(db, settings))
 
 
 def _with_secrets(settings: Settings, action: Any) -> Any:
-    return run(with_db(settings, lambda db: action(_secret_store(db, settings))))
+    async def go(db: Database) -> Any:
+        return await action(await _secret_store(db, settings))
+
+    return run(with_db(settings, go))
 
 
 @secrets.command("add")
@@ -144,6 +147,7 @@ def endpoint_register(
     event_list = [e.strip() for e in events.split(",") if e.strip()]
 
     async def go(db: Database) -> tuple[str, int]:
+        store = await _secret_store(db, settings)  # before Aurous makes a secret to keep
         client = _client(settings)
         try:
             if not force:
@@ -157,7 +161,6 @@ def endpoint_register(
             created = await client.create_webhook_endpoint(url, event_list, description)
         finally:
             await client.aclose()
-        store = _secret_store(db, settings)
         secret_id = await store.add(
             created["secret"], source="endpoint", label=_endpoint_label(str(created["id"]), url)
         )
@@ -177,6 +180,7 @@ def endpoint_rotate(ctx: click.Context, endpoint_id: str, grace: str) -> None:
     grace_s = parse_duration(grace)
 
     async def go(db: Database) -> tuple[int, list[int]]:
+        store = await _secret_store(db, settings)  # before Aurous makes a secret to keep
         client = _client(settings)
         try:
             # The new secret takes the label of the endpoint's newest one, URL included.
@@ -188,7 +192,6 @@ def endpoint_rotate(ctx: click.Context, endpoint_id: str, grace: str) -> None:
             rotated = await client.rotate_webhook_secret(endpoint_id)
         finally:
             await client.aclose()
-        store = _secret_store(db, settings)
         label = _endpoint_label(endpoint_id, urls[-1] if urls else None)
         return await store.replace(rotated["secret"], label=label, grace=timedelta(seconds=grace_s))
 

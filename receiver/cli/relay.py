@@ -27,17 +27,20 @@ if TYPE_CHECKING:  # imported by the commands themselves, so that --help starts 
 __all__ = ["destinations", "events"]
 
 
-def _destination_store(db: Database, settings: Settings) -> DestinationStore:
+async def _destination_store(db: Database, settings: Settings) -> DestinationStore:
     """The destinations of a database known to be migrated; the master key is read (made, the
     first time) only now, so that a command failing before leaves no key file behind."""
     from receiver.relay.destinations import DestinationStore
     from receiver.runtime import load_secret_box
 
-    return DestinationStore(db, load_secret_box(settings))
+    return DestinationStore(db, await load_secret_box(db, settings))
 
 
 def _with_store(settings: Settings, action: Any) -> Any:
-    return run(with_db(settings, lambda db: action(_destination_store(db, settings))))
+    async def go(db: Database) -> Any:
+        return await action(await _destination_store(db, settings))
+
+    return run(with_db(settings, go))
 
 
 def _csv(value: str | None) -> list[str]:

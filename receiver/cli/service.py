@@ -12,6 +12,7 @@ import click
 
 from receiver.cli.common import (
     open_runtime,
+    require_sqlite_file,
     run,
     settings_from,
 )
@@ -52,6 +53,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
     import uvicorn
 
     from receiver.logs import configure_logging
+    from receiver.runtime import check_startable
     from receiver.web.app import create_app
     from receiver.web.limits import uvicorn_options
 
@@ -63,6 +65,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
     configure_logging(settings.log_format)
     if migrate:
         run(_migrate(settings, in_child=True))
+    else:
+        require_sqlite_file(settings)
+    run(check_startable(settings))  # one line now, not a traceback from the app's start
     app: Any = "receiver.web.app:create_app_from_env"
     if workers == 1:
         app = create_app(settings)

@@ -127,7 +127,7 @@ async def _newest_secret(db: Database, settings: Settings) -> str | None:
 
     if not settings.master_key and not (settings.data_dir / MASTER_KEY_FILE).exists():
         return None  # no secret was ever stored here; reading the keyring would make a key
-    keyring = await SecretStore(db, load_secret_box(settings)).reload()
+    keyring = await SecretStore(db, await load_secret_box(db, settings)).reload()
     active = keyring.active(time.time())
     if not active:
         return None

@@ -45,6 +45,7 @@ from storage.gateway.outputs import (
 )
 from storage.gateway.reconcile import (
     claim_due_polls,
+    claim_state,
     extend_job_lease,
     get_state,
     release_job_lease,
@@ -115,6 +116,7 @@ __all__ = [
     "claim_due_polls",
     "claim_outputs",
     "claim_pushes",
+    "claim_state",
     "count_duplicates",
     "count_jobs_by_status",
     "delete_destination",

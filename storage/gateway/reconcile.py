@@ -11,7 +11,14 @@ from storage.gateway._common import columns_of, insert, records
 from storage.models import JOB, SYNC_STATE
 from storage.records import PollClaim
 
-__all__ = ["claim_due_polls", "extend_job_lease", "get_state", "release_job_lease", "set_state"]
+__all__ = [
+    "claim_due_polls",
+    "claim_state",
+    "extend_job_lease",
+    "get_state",
+    "release_job_lease",
+    "set_state",
+]
 
 
 def claim_due_polls(
@@ -69,3 +76,12 @@ def set_state(conn: Connection, key: str, value: str, at: datetime) -> None:
         index_elements=["key"], set_={"value": value, "updated_at": at}
     )
     conn.execute(stmt)
+
+
+def claim_state(conn: Connection, key: str, value: str, at: datetime) -> str:
+    """The value stored under `key`: `value` if none was, else the one stored first."""
+    stmt = insert(conn, SYNC_STATE).values(key=key, value=value, updated_at=at)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    stored = get_state(conn, key)
+    assert stored is not None
+    return stored

@@ -3,6 +3,7 @@ that fails leaves no file behind (no empty database, no master key)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -14,13 +15,15 @@ from tests.conftest import TEST_SECRET
 SECRET = "whsec_cli_Q4nXabc1234abcdef567890"
 
 
-def _cli(data_dir: Path, *args: str, database_url: str | None = None) -> Result:
+def _cli(
+    data_dir: Path, *args: str, database_url: str | None = None, master_key: str | None = None
+) -> Result:
     """The CLI with only these settings: a data dir, its own database and master key files."""
     env = {
         "RECEIVER_DATA_DIR": str(data_dir),
         "RECEIVER_DATABASE_URL": database_url,
         "RECEIVER_MEDIA_URL": None,
-        "RECEIVER_MASTER_KEY": None,
+        "RECEIVER_MASTER_KEY": master_key,
         "RECEIVER_ADMIN_TOKEN": None,
         "AUROUS_WEBHOOK_SECRET": None,
         "AUROUS_API_KEY": None,
@@ -100,3 +103,46 @@ def test_a_secret_added_twice_is_refused_in_one_line(tmp_path: Path, sqlite_url:
 
     assert again.exit_code == 1
     assert "already in the keyring" in _one_error_line(again)
+
+
+def test_a_master_key_other_than_the_databases_is_refused_before_anything_is_sealed(
+    tmp_path: Path,
+) -> None:
+    """A shell without the service's RECEIVER_MASTER_KEY would seal a secret no one can open,
+    and the service could then verify no webhook at all."""
+    data_dir = tmp_path / "data"
+    other_key = "A" * 43
+    assert _cli(data_dir, "migrate").exit_code == 0
+    assert _cli(data_dir, "secrets", "add", SECRET).exit_code == 0
+
+    for command in (
+        ("secrets", "add", "whsec_other_Q4nXabc1234abcdef5678"),
+        ("destinations", "add", "http://127.0.0.1:9/hook"),
+        ("secrets", "list"),
+    ):
+        refused = _cli(data_dir, *command, master_key=other_key)
+        assert refused.exit_code == 1, (command, refused.output)
+        assert "is not the one this database's secrets are sealed with" in _one_error_line(refused)
+
+    listed = _cli(data_dir, "secrets", "list")
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.output.strip().splitlines()) == 2  # the header and the one secret
+    destinations = _cli(data_dir, "destinations", "list")
+    assert destinations.exit_code == 0 and "127.0.0.1:9" not in destinations.output
+
+
+def test_a_database_sealed_before_the_key_check_is_checked_against_its_secrets(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "migrate").exit_code == 0
+    assert _cli(data_dir, "secrets", "add", SECRET).exit_code == 0
+    database = sqlite3.connect(data_dir / "receiver.db")
+    with database:
+        database.execute("DELETE FROM sync_state WHERE key = 'master_key_check'")
+    database.close()
+
+    refused = _cli(data_dir, "secrets", "list", master_key="A" * 43)
+    assert refused.exit_code == 1
+    assert "master key" in _one_error_line(refused)
+    assert _cli(data_dir, "secrets", "list").exit_code == 0

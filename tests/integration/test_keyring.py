@@ -31,7 +31,7 @@ async def deliver(client: Client, event_id: str, *secrets: str) -> int:
 async def cli_store(settings: Settings) -> tuple[SecretStore, Database]:
     """A second process's view, as the CLI has it: its own engine on the same database."""
     db = Database(settings.database_url)
-    return SecretStore(db, load_secret_box(settings)), db
+    return SecretStore(db, await load_secret_box(db, settings)), db
 
 
 async def test_rotation_overlap_then_expiry(client: Client, settings: Settings) -> None:
