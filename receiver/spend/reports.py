@@ -287,7 +287,7 @@ class Runway:
 
 async def runway(db: Database, now: datetime) -> Runway:
     """Available credits (latest balance snapshot) ÷ average daily net spend over the last 7
-    days; with less history than that, over the days there are (at least one)."""
+    days; with a ledger younger than that, over the days it spans (at least one)."""
     since = now - RUNWAY_WINDOW
     snapshot, (spent, first) = await db.read(
         lambda conn: (gateway.latest_balance_snapshot(conn), gateway.spend_since(conn, since))

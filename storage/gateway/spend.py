@@ -288,17 +288,13 @@ def money_by_job(
 
 
 def spend_since(conn: Connection, since: datetime) -> tuple[int, datetime | None]:
-    """Net credits charged (charges minus refunds) in movements since `since`, and the first."""
-    stmt = select(
-        _sum(
-            case(
-                (L.c.type.in_((LedgerType.CHARGE, LedgerType.REFUND)), L.c.amount_micros),
-                else_=0,
-            )
-        ),
-        func.min(L.c.created_at),
-    ).where(L.c.created_at >= since)
-    net, first = conn.execute(stmt).one()
+    """Net credits charged (charges minus refunds) in movements since `since`, and when the
+    ledger's first movement of all was (how much history an average can span)."""
+    debits = case(
+        (L.c.type.in_((LedgerType.CHARGE, LedgerType.REFUND)), L.c.amount_micros), else_=0
+    )
+    net = conn.execute(select(_sum(debits)).where(L.c.created_at >= since)).scalar_one()
+    first = conn.execute(select(func.min(L.c.created_at))).scalar_one()
     return -int(net), first
 
 

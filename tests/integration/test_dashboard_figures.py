@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -148,6 +149,29 @@ async def test_a_long_runway_reads_more_than_a_year_and_the_api_keeps_the_number
         page = (await sqlite_client.get(path)).text
         assert "runway more than a year at" in page, path
         assert f"{balance['days']}" not in page
+
+
+async def test_the_runway_averages_over_seven_days_when_the_ledger_is_older(
+    sqlite_client: Client,
+) -> None:
+    """One charge yesterday in a ledger a month old is a seventh of it a day, not all of it."""
+    runtime: Runtime = sqlite_client.app.state.runtime
+    snapshot = NewBalanceSnapshot(
+        utcnow(), "sync", 1093 * 10**6, 0, 1093 * 10**6, "prepaid", None, None, {}
+    )
+    topup = msgspec.structs.replace(
+        _charge("uev_t", -1100, 30), type="topup", raw={"id": "uev_t", "type": "topup"}
+    )
+
+    def seed(conn: Connection) -> None:
+        gateway.insert_balance_snapshot(conn, snapshot)
+        rows = [_charge("uev_c", 7, 1), topup]  # newest first
+        gateway.upsert_ledger_entries(conn, rows, first_position=2, synced_at=utcnow())
+
+    await runtime.db.write(seed)
+    balance = (await sqlite_client.get("/spend/balance")).json()
+    assert balance["window_days"] == 7.0 and balance["daily_spend"] == 1.0
+    assert balance["days"] == 1093.0
 
 
 async def test_deliveries_stack_per_minute_by_outcome(sqlite_client: Client) -> None:
