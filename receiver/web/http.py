@@ -15,7 +15,15 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from receiver.errors import ErrorEnvelope, ReceiverError, error_type
 from receiver.ids import new_id
@@ -137,7 +145,10 @@ def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:
 
             started = time.perf_counter()
             try:
-                await app(scope, body.receive, send_with_id)
+                if _holds_nul(scope):
+                    await _send_error(send_with_id, _NUL_IN_REQUEST, request_id)
+                else:
+                    await app(scope, body.receive, send_with_id)
             finally:
                 body.release()
                 _request_id.reset(token)
@@ -149,6 +160,32 @@ def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:
         return middleware
 
     return wrap
+
+
+_NUL_IN_REQUEST = ReceiverError(
+    400, "invalid_parameter", "the path or the query holds a NUL character (%00)"
+)
+
+
+def _holds_nul(scope: Scope) -> bool:
+    """No id, filter or cursor holds a NUL, and PostgreSQL would refuse one with an error."""
+    query = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
+
+
+async def _send_error(send: Send, error: ReceiverError, request_id: str) -> None:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": error.http_status,
+        "headers": [(b"content-type", b"application/json")],
+    }
+    end: HTTPResponseBodyEvent = {
+        "type": "http.response.body",
+        "body": error_body(error, request_id),
+        "more_body": False,
+    }
+    await send(start)
+    await send(end)
 
 
 def _receiver_error(_: Request[Any, Any, Any], exc: ReceiverError) -> Response[bytes]:

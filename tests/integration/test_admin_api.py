@@ -157,3 +157,24 @@ async def test_metrics_count_requests_by_route_template_and_status(client: Clien
     assert _http_requests(after, template, "404") - _http_requests(before, template, "404") == 2
     assert "img_missing_1" not in after  # ids in URLs never become labels
     assert "/static" not in after
+
+
+NUL_REQUESTS = [
+    "/jobs/img_%00",
+    "/jobs/img_%00/events",
+    "/jobs/img_%00/outputs/0",
+    "/jobs?status=%00",
+    "/spend/ledger?job=%00",
+    "/destinations/dst_%00",
+    "/dashboard/jobs/img_%00",
+]
+
+
+@pytest.mark.parametrize("path", NUL_REQUESTS)
+async def test_a_nul_in_an_id_or_a_filter_is_a_clear_400(client: Client, path: str) -> None:
+    """PostgreSQL refuses a NUL in text: it was a 500 there."""
+    response = await client.get(path)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_parameter" and "NUL" in error["message"]
+    assert response.headers["Receiver-Request-Id"] == error["request_id"]
