@@ -120,7 +120,8 @@ def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:
     elif "credits_charged" in raw:
         kind, amount = LedgerType.CHARGE, _micros(raw.get("credits_charged"))
         contract, generation = "usage", row_id
-        created = parse_timestamp(raw.get("completed_at") or raw.get("created_at"))
+        # the stream is listed by created_at: the watermark must compare the same time
+        created = parse_timestamp(raw.get("created_at") or raw.get("completed_at"))
         parts = (raw.get("type"), raw.get("model"), raw.get("status"))
         description = " ".join(str(p) for p in parts if p) or None
     else:

@@ -91,7 +91,8 @@ def test_a_per_request_usage_row_is_a_charge_for_its_own_id() -> None:
         "img_01HX",
     )
     assert entry.amount_micros == -29_100 and entry.contract == "usage"
-    assert entry.created_at == datetime(2026, 5, 20, 8, 14, 25, 137000, tzinfo=UTC)
+    # the time the stream is listed by, so that a walk's watermark compares like with like
+    assert entry.created_at == datetime(2026, 5, 20, 8, 14, 23, 491000, tzinfo=UTC)
     assert entry.description == "image aurous-grow completed"
 
 
@@ -256,3 +257,23 @@ def test_a_pruned_watermark_is_passed_by_time() -> None:
     mark = Watermark("uev_gone", datetime(2026, 5, 4, 10, 0, 1, tzinfo=UTC))
     entries, reached = newer_than([ledger_row("hold", 2, id="uev_9")], mark)  # 10:00:00
     assert reached and entries == []
+
+
+def test_a_usage_row_made_after_the_watermark_but_done_before_it_is_not_skipped() -> None:
+    """The usage stream is listed by created_at; a request that finished sooner than the
+    watermark's row, but was made after it, is still new."""
+
+    def usage_row(row_id: str, created: str, completed: str) -> dict[str, object]:
+        return {
+            "id": row_id,
+            "credits_charged": 3,
+            "created_at": f"2026-05-20T{created}:00Z",
+            "completed_at": f"2026-05-20T{completed}:00Z",
+        }
+
+    watermark_row = normalize_row(usage_row("img_W", "10:00", "10:05"))
+    assert watermark_row is not None
+    mark = Watermark(watermark_row.uev_id, watermark_row.created_at)
+    rows = [usage_row("img_N", "10:01", "10:02"), usage_row("img_W", "10:00", "10:05")]
+    entries, reached = newer_than(rows, mark)
+    assert reached and [e.uev_id for e in entries] == ["img_N"]
