@@ -83,6 +83,8 @@ async def test_unknown_route_and_bad_query_use_the_envelope(client: Client) -> N
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "limit"
     assert (await client.get("/jobs", params={"cursor": "%%%"})).status_code == 400
+    typo = await client.get("/jobs", params={"status": "succeded"})  # it was 200 and empty
+    assert typo.status_code == 400 and typo.json()["error"]["param"] == "status"
 
 
 async def test_jobs_list_filters_and_pages(client: Client) -> None:

@@ -92,3 +92,44 @@ async def test_api_docs_need_the_token_and_load_nothing_remote(sqlite_client: Cl
     del sqlite_client.headers["Authorization"]
     assert (await sqlite_client.get("/schema/openapi.json")).status_code == 401
     assert (await sqlite_client.get("/static/htmx.min.js")).status_code == 200
+
+
+async def test_an_older_page_stays_itself_through_refreshes_and_leads_back(
+    sqlite_client: Client,
+) -> None:
+    """Page 2 of the jobs and of the deliveries is reachable, its live refresh returns page 2
+    (it returned page 1), and a link leads back to the newest."""
+    for n in range(53):
+        body = endpoint_event(generation(f"img_page{n:02d}"), event_id=f"evt_page{n:02d}")
+        await sqlite_client.post("/webhooks/aurous", content=body, headers=headers(body))
+    await log_in(sqlite_client)
+
+    first = (await sqlite_client.get("/dashboard/jobs")).text
+    [older] = re.findall(r'href="/dashboard/jobs\?(cursor=[^"]+)">older jobs', first)
+    second = (await sqlite_client.get(f"/dashboard/jobs?{older}")).text
+    [refresh] = re.findall(r'hx-get="(/dashboard/jobs/table\?[^"]*)"', second)
+    refreshed = (await sqlite_client.get(refresh.replace("&amp;", "&"))).text
+    older_jobs = {f"img_page{n:02d}" for n in range(3)}  # the newest 50 are on page 1
+    for page in (second, refreshed):
+        assert set(re.findall(r">(img_page\d\d)</a>", page)) == older_jobs
+    assert 'href="/dashboard/jobs?">← newest jobs' in second
+
+    deliveries = await sqlite_client.get("/dashboard/deliveries?cursor=4")
+    assert re.findall(r"<td>(\d+)</td><td>", deliveries.text) == ["3", "2", "1"]
+    assert "← newest deliveries" in deliveries.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/jobs?status=succeded",
+        "/dashboard/jobs?kind=imag",
+        "/dashboard/deliveries?status=rejectd",
+    ],
+)
+async def test_a_mistyped_filter_is_a_400_not_everything(sqlite_client: Client, path: str) -> None:
+    await log_in(sqlite_client)
+    response = await sqlite_client.get(path)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_parameter"
+    assert (await sqlite_client.get(path.split("=")[0] + "=")).status_code == 200  # "any"

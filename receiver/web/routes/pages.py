@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -18,12 +19,15 @@ from receiver.runtime import Runtime, RuntimeDep
 from receiver.web import dashboard
 from receiver.web.auth import SESSION_COOKIE, csrf_token, is_signed_in, token_matches
 from receiver.webhooks import views as webhooks
+from storage.states import DeliveryStatus, JobKind
 
 __all__ = ["DASHBOARD_ROUTES"]
 
 PAGE = {"page": True}
 PUBLIC = {"public": True}
 STATUSES = [*NON_TERMINAL, *sorted(TERMINAL)]
+KINDS = [JobKind.IMAGE, JobKind.VIDEO]
+DELIVERY_STATUSES = list(DeliveryStatus)
 RETIRE_GRACE = timedelta(hours=24)
 
 
@@ -101,14 +105,39 @@ async def show_overview(request: Request[Any, Any, Any], runtime: RuntimeDep) ->
     )
 
 
+def _choice(name: str, value: str | None, choices: Sequence[str]) -> str | None:
+    """A filter's value; empty is "any", and a value not offered is a 400, not everything."""
+    if not value:
+        return None
+    if value not in choices:
+        raise ReceiverError(
+            400,
+            "invalid_parameter",
+            f"{name} must be one of {', '.join(choices)} (or empty for any)",
+            param=name,
+        )
+    return value
+
+
 async def _jobs_context(
     runtime: Runtime, status: str | None, kind: str | None, cursor: str | None
 ) -> dict[str, object]:
-    status = status if status in STATUSES else None
-    kind = kind if kind in ("image", "video") else None
+    status = _choice("status", status, STATUSES)
+    kind = _choice("kind", kind, KINDS)
     page = await jobs.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=50)
-    query = urlencode({k: v for k, v in (("status", status), ("kind", kind)) if v})
-    return {"listing": page, "status": status, "kind": kind, "statuses": STATUSES, "query": query}
+    filters = {k: v for k, v in (("status", status), ("kind", kind)) if v}
+    return {
+        "listing": page,
+        "status": status,
+        "kind": kind,
+        "statuses": STATUSES,
+        "kinds": KINDS,
+        "query": urlencode(filters),
+        # the live refresh keeps the page it refreshes
+        "this_page": urlencode({**filters, "cursor": cursor} if cursor else filters),
+        "older": page.next_cursor and urlencode({**filters, "cursor": page.next_cursor}),
+        "newer_exist": cursor is not None,
+    }
 
 
 @get("/dashboard/jobs", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
@@ -125,9 +154,12 @@ async def show_jobs(
 
 @get("/dashboard/jobs/table", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_jobs_table(
-    runtime: RuntimeDep, status: FromQuery[str | None] = None, kind: FromQuery[str | None] = None
+    runtime: RuntimeDep,
+    status: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
-    context = await _jobs_context(runtime, status, kind, None)
+    context = await _jobs_context(runtime, status, kind, cursor)
     return Template(template_name="partials/jobs_table.html", context=context)
 
 
@@ -144,11 +176,15 @@ async def show_job(
 
 @get("/dashboard/deliveries", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
 async def show_deliveries(
-    request: Request[Any, Any, Any], runtime: RuntimeDep, status: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    runtime: RuntimeDep,
+    status: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
-    status = status if status in ("processed", "duplicate", "quarantined", "rejected") else None
-    page = await webhooks.list_deliveries(runtime.db, status=status, cursor=None, limit=200)
+    status = _choice("status", status, DELIVERY_STATUSES)
+    page = await webhooks.list_deliveries(runtime.db, status=status, cursor=cursor, limit=200)
     rejections = await webhooks.rejection_counts(runtime.db)
+    filters = {"status": status} if status else {}
     return _page(
         request,
         "deliveries.html",
@@ -156,6 +192,9 @@ async def show_deliveries(
         deliveries=page.data,
         status=status or "",
         rejections=rejections,
+        older=page.next_cursor and urlencode({**filters, "cursor": page.next_cursor}),
+        query=urlencode(filters),
+        newer_exist=cursor is not None,
     )
 
 
