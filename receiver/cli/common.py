@@ -194,10 +194,14 @@ async def with_db(settings: Settings, action: Any) -> Any:
         await db.dispose()
 
 
-async def open_runtime(settings: Settings) -> Any:
-    """The service's runtime without background ticks, for one-off commands."""
+async def open_runtime(settings: Settings, *, needs_aurous: bool = False) -> Any:
+    """The service's runtime without background ticks, for one-off commands. A command that
+    `needs_aurous` fails without AUROUS_API_KEY before it makes a key or token file."""
     from receiver.runtime import open_runtime as open_service_runtime
 
+    if needs_aurous and not settings.aurous_api_key:
+        await (await migrated_db(settings)).dispose()  # an unmigrated database is said first
+        raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
     require_sqlite_file(settings)
     return await open_service_runtime(settings.with_overrides(background=False))
 

@@ -140,10 +140,9 @@ def sync(ctx: click.Context) -> None:
     """Run one sweep, the due polls, pending create repairs and due archives now."""
 
     async def go() -> None:
-        runtime = await open_runtime(settings_from(ctx))
+        runtime = await open_runtime(settings_from(ctx), needs_aurous=True)
         try:
-            if runtime.reconciler is None:
-                raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
+            assert runtime.reconciler is not None  # there is one wherever AUROUS_API_KEY is set
             click.echo("sweeping the job list…", err=True)
             sweep = await runtime.reconciler.sweep()
             click.echo(

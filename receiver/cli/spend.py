@@ -160,10 +160,9 @@ def spend_sync(ctx: click.Context) -> None:
     from storage.types import utcnow
 
     async def go() -> Any:
-        runtime = await open_runtime(settings_from(ctx))
+        runtime = await open_runtime(settings_from(ctx), needs_aurous=True)
         try:
-            if runtime.audit is None:
-                raise click.ClickException("AUROUS_API_KEY is not set: nothing to sync with")
+            assert runtime.audit is not None  # there is one wherever AUROUS_API_KEY is set
             click.echo("syncing the ledger…", err=True)
             report = await runtime.audit.run("manual")
             for _ in range(_LEASE_WAITS):  # a running service may be mid-pass: let it finish

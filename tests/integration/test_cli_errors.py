@@ -146,3 +146,14 @@ def test_a_database_sealed_before_the_key_check_is_checked_against_its_secrets(
     assert refused.exit_code == 1
     assert "master key" in _one_error_line(refused)
     assert _cli(data_dir, "secrets", "list").exit_code == 0
+
+
+def test_a_sync_without_an_api_key_makes_no_key_or_token_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "migrate").exit_code == 0
+    before = _files_under(data_dir)
+    for command in (("sync",), ("spend", "sync")):
+        result = _cli(data_dir, *command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "AUROUS_API_KEY is not set" in _one_error_line(result)
+        assert _files_under(data_dir) == before, command
