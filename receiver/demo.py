@@ -242,7 +242,7 @@ async def _drive(
         injected = await _inject_duplicate(http, receiver, token)
         settled = await _watch(settings, EXPECTED_JOBS)
         await _report_findings(http, receiver, token, injected)
-    _print_urls(receiver, token, sport, settled)
+    _print_urls(receiver, token, sport, settled, settings.data_dir)
     click.echo(f"Your app was told {app.told} events (GET {receiver}/events has them all).")
 
 
@@ -354,12 +354,15 @@ def _show(jobs: dict[str, int], outputs: OutputCounts, elapsed: float) -> None:
     click.echo(end, nl=False)
 
 
-def _print_urls(receiver: str, token: str, sport: int, settled: bool) -> None:
+def _print_urls(receiver: str, token: str, sport: int, settled: bool, data_dir: Path) -> None:
     example = json.dumps(f"Authorization: Bearer {token}")
+    # the demo's keyring is in its own data directory: trigger signs with it from there
+    trigger = f"RECEIVER_DATA_DIR={data_dir} aurous-receiver trigger image.completed"
     click.echo(f"""
 Dashboard  {receiver}/    log in with the admin token: {token}
   jobs       curl -H {example} {receiver}/jobs
   deliveries curl -H {example} {receiver}/deliveries
   metrics    curl -H {example} {receiver}/metrics
+  a webhook  {trigger} --url {receiver}/webhooks/aurous
 Simulator  http://127.0.0.1:{sport}   (truth: http://127.0.0.1:{sport}/_sim/truth)
 {"Everything settled." if settled else "Still settling."} Both keep running; Ctrl-C stops them.""")

@@ -88,5 +88,5 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "httpx", "apscheduler", "alembic.runtime.migration"):
+    for noisy in ("uvicorn.access", "httpx", "apscheduler", "alembic.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
