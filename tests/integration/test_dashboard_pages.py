@@ -133,3 +133,12 @@ async def test_a_mistyped_filter_is_a_400_not_everything(sqlite_client: Client, 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_parameter"
     assert (await sqlite_client.get(path.split("=")[0] + "=")).status_code == 200  # "any"
+
+
+async def test_the_duplicate_tab_says_how_many_copies_came(sqlite_client: Client) -> None:
+    body = endpoint_event(generation("img_twice"), event_id="evt_twice")
+    for _ in range(3):
+        await sqlite_client.post("/webhooks/aurous", content=body, headers=headers(body))
+    await log_in(sqlite_client)
+    page = (await sqlite_client.get("/dashboard/deliveries?status=duplicate")).text
+    assert "+2 copies" in page and "img_twice" in page
