@@ -19,9 +19,9 @@ from storage import gateway
 from storage.crypto import SecretBox
 from storage.db import Connection, Database
 from storage.records import (
+    DestinationEdit,
     DestinationRecord,
     DestinationSecretRecord,
-    DestinationUpdate,
     PushTally,
 )
 from storage.types import utcnow
@@ -172,21 +172,28 @@ class DestinationStore:
         return views[0]
 
     async def change(self, destination_id: str, change: DestinationChange) -> Destination:
-        update = DestinationUpdate(updated_at=utcnow())
+        edit = DestinationEdit()
         if not isinstance(change.url, msgspec.UnsetType):
-            update = msgspec.structs.replace(update, url=_check_url(change.url))
+            edit = msgspec.structs.replace(edit, url=_check_url(change.url))
         if not isinstance(change.events, msgspec.UnsetType):
-            update = msgspec.structs.replace(update, events=_check_events(change.events))
+            edit = msgspec.structs.replace(edit, events=_check_events(change.events))
         if not isinstance(change.kind, msgspec.UnsetType):
-            update = msgspec.structs.replace(update, kind=_check_kind(change.kind))
+            edit = msgspec.structs.replace(edit, kind=_check_kind(change.kind))
         if not isinstance(change.label, msgspec.UnsetType):
-            update = msgspec.structs.replace(update, label=change.label)
-        if not isinstance(change.enabled, msgspec.UnsetType):
-            update = msgspec.structs.replace(update, **_switched(change.enabled))
-        changed = await self._db.write(
-            lambda conn: gateway.update_destination(conn, destination_id, update)
-        )
-        if not changed:
+            edit = msgspec.structs.replace(edit, label=change.label)
+        enabled, now = change.enabled, utcnow()
+
+        def write(conn: Connection) -> bool:
+            if not gateway.edit_destination(conn, destination_id, edit, now):
+                return False
+            if not isinstance(enabled, msgspec.UnsetType):
+                reason = None if enabled else "disabled by an operator"
+                gateway.switch_destination(
+                    conn, destination_id, enabled=enabled, reason=reason, at=now
+                )
+            return True
+
+        if not await self._db.write(write):
             raise _not_found(destination_id)
         return await self.get(destination_id)
 
@@ -226,12 +233,6 @@ class DestinationStore:
 
     def _seal(self, secret: str) -> bytes:
         return self._box.seal(secret, _PURPOSE)
-
-
-def _switched(enabled: bool) -> dict[str, object]:
-    if enabled:  # a fresh start: the failures before were another story
-        return {"state": "enabled", "disabled_reason": None, "failing_since": None}
-    return {"state": "disabled", "disabled_reason": "disabled by an operator"}
 
 
 def _views(conn: Connection, found: Sequence[DestinationRecord]) -> list[Destination]:

@@ -33,7 +33,6 @@ from storage import gateway
 from storage.db import Connection
 from storage.records import (
     DestinationRecord,
-    DestinationUpdate,
     EventRecord,
     NewPushAttempt,
     PushFinish,
@@ -310,25 +309,14 @@ class Pusher:
     ) -> None:
         """A success clears the failing streak; a destination failing without one for too long
         is disabled, visibly."""
-        destination = gateway.get_destination(conn, destination_id)
-        if destination is None:
-            return
-        if ok:
-            change = DestinationUpdate(failing_since=None, last_success_at=now)
-            gateway.update_destination(conn, destination_id, change)
+        gateway.record_destination_answer(conn, destination_id, ok=ok, at=now)
+        destination = None if ok else gateway.get_destination(conn, destination_id)
+        if destination is None or destination.state != DestinationState.ENABLED:
             return
         since = destination.failing_since or now
-        if destination.failing_since is None:
-            gateway.update_destination(conn, destination_id, DestinationUpdate(failing_since=now))
-        if (
-            now - since >= self._config.disable_after
-            and destination.state == DestinationState.ENABLED
-        ):
+        if now - since >= self._config.disable_after:
             reason = f"every push failed since {since.isoformat()} (no success for {now - since})"
-            change = DestinationUpdate(
-                state=DestinationState.DISABLED, disabled_reason=reason, updated_at=now
-            )
-            gateway.update_destination(conn, destination_id, change)
+            gateway.switch_destination(conn, destination_id, enabled=False, reason=reason, at=now)
             log.warning("destination %s disabled: %s", destination_id, reason)
 
     async def stop(self) -> None:

@@ -21,9 +21,9 @@ from storage.gateway._common import (
 )
 from storage.models import DESTINATION, DESTINATION_SECRET, EVENT, EVENT_PUSH, PUSH_ATTEMPT
 from storage.records import (
+    DestinationEdit,
     DestinationRecord,
     DestinationSecretRecord,
-    DestinationUpdate,
     EventRecord,
     NewPush,
     NewPushAttempt,
@@ -43,6 +43,7 @@ __all__ = [
     "claim_pushes",
     "delete_destination",
     "destination_secrets",
+    "edit_destination",
     "event_by_id",
     "events_between",
     "events_by_ids",
@@ -55,9 +56,10 @@ __all__ = [
     "list_push_attempts",
     "prune_events",
     "push_tallies",
+    "record_destination_answer",
     "record_push_attempts",
     "replay_pushes",
-    "update_destination",
+    "switch_destination",
 ]
 
 P = EVENT_PUSH
@@ -89,13 +91,44 @@ def list_destinations(conn: Connection) -> list[DestinationRecord]:
     return records(DestinationRecord, conn.execute(stmt))
 
 
-def update_destination(conn: Connection, destination_id: str, change: DestinationUpdate) -> bool:
+def edit_destination(
+    conn: Connection, destination_id: str, edit: DestinationEdit, at: datetime
+) -> bool:
     stmt = (
         update(DESTINATION)
         .where(DESTINATION.c.id == destination_id)
-        .values(**changed_fields(change))
+        .values(**changed_fields(edit), updated_at=at)
     )
     return conn.execute(stmt).rowcount == 1
+
+
+def switch_destination(
+    conn: Connection, destination_id: str, *, enabled: bool, reason: str | None, at: datetime
+) -> bool:
+    """Enabled is a fresh start: the failures before were another story. Disabled says why."""
+    values: dict[str, object] = (
+        {"state": DestinationState.ENABLED, "disabled_reason": None, "failing_since": None}
+        if enabled
+        else {"state": DestinationState.DISABLED, "disabled_reason": reason}
+    )
+    stmt = (
+        update(DESTINATION)
+        .where(DESTINATION.c.id == destination_id)
+        .values(**values, updated_at=at)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def record_destination_answer(
+    conn: Connection, destination_id: str, *, ok: bool, at: datetime
+) -> None:
+    """A success ends the destination's failing streak; a failure starts one if none runs."""
+    stmt = update(DESTINATION).where(DESTINATION.c.id == destination_id)
+    if ok:
+        stmt = stmt.values(failing_since=None, last_success_at=at)
+    else:
+        stmt = stmt.where(DESTINATION.c.failing_since.is_(None)).values(failing_since=at)
+    conn.execute(stmt)
 
 
 def delete_destination(conn: Connection, destination_id: str) -> bool:

@@ -8,9 +8,9 @@ from datetime import datetime
 from storage.records.base import UNSET, Change, Record, UnsetType
 
 __all__ = [
+    "DestinationEdit",
     "DestinationRecord",
     "DestinationSecretRecord",
-    "DestinationUpdate",
     "EventRecord",
     "NewEvent",
     "NewPush",
@@ -52,16 +52,14 @@ class DestinationRecord(Record, frozen=True):
     last_success_at: datetime | None
 
 
-class DestinationUpdate(Change, frozen=True):
+class DestinationEdit(Change, frozen=True):
+    """What an operator may change of a destination's settings; its state and health have
+    writers of their own."""
+
     url: str | UnsetType = UNSET
     label: str | UnsetType | None = UNSET
     events: list[str] | UnsetType = UNSET
     kind: str | UnsetType | None = UNSET
-    state: str | UnsetType = UNSET
-    disabled_reason: str | UnsetType | None = UNSET
-    updated_at: datetime | UnsetType = UNSET
-    failing_since: datetime | UnsetType | None = UNSET
-    last_success_at: datetime | UnsetType | None = UNSET
 
 
 class DestinationSecretRecord(Record, frozen=True):

@@ -20,7 +20,7 @@ from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.metrics import Metrics
 from receiver.relay import replay
-from receiver.relay.destinations import DestinationStore, NewDestination
+from receiver.relay.destinations import DestinationChange, DestinationStore, NewDestination
 from receiver.relay.links import Links
 from receiver.relay.push import MAX_ATTEMPTS, PushConfig, Pusher
 from receiver.relay.replay import replay_event, replay_range
@@ -131,6 +131,38 @@ async def test_a_replayed_push_that_had_failed_gets_a_whole_schedule_again(
 
     assert await relay.pushes() == [("delivered", 3)]  # two more 500s, then delivered
     assert [r.webhook_id for r in app.received] == [event]
+
+
+async def test_a_destination_failing_too_long_is_disabled_and_enabling_starts_afresh(
+    relay: _Relay, servers: list[DestinationServer]
+) -> None:
+    app = DestinationApp(faults=["500"] * (2 * MAX_ATTEMPTS))
+    destination_id = await relay.add(_serve(servers, app), app)
+    pusher = relay.pusher(retry_scale=1e-6, disable_after=timedelta(seconds=0.3))
+
+    await relay.tell("img_streak_1")
+    await pusher.run_until_idle()  # every attempt fails, within the grace
+    started = await relay.destinations.get(destination_id)
+    assert started.state == "enabled" and started.failing_since is not None
+    await asyncio.sleep(0.35)
+    await relay.tell("img_streak_2")
+    await pusher.run_until_idle()
+    disabled = await relay.destinations.get(destination_id)
+    assert disabled.state == "disabled" and disabled.failing_since == started.failing_since
+    assert (disabled.disabled_reason or "").startswith("every push failed since")
+
+    enabled = await relay.destinations.change(destination_id, DestinationChange(enabled=True))
+    assert (enabled.state, enabled.disabled_reason, enabled.failing_since) == (
+        "enabled",
+        None,
+        None,
+    )
+    app.faults.clear()  # the app is back
+    await relay.tell("img_streak_3")
+    await pusher.run_until_idle()
+    healthy = await relay.destinations.get(destination_id)
+    assert healthy.failing_since is None and healthy.last_success_at is not None
+    assert healthy.state == "enabled" and healthy.updated_at == enabled.updated_at
 
 
 async def test_a_replay_while_the_push_is_out_sends_it_once_at_a_time(
