@@ -142,7 +142,6 @@ def sync(ctx: click.Context) -> None:
     async def go() -> None:
         runtime = await open_runtime(settings_from(ctx), needs_aurous=True)
         try:
-            assert runtime.reconciler is not None  # there is one wherever AUROUS_API_KEY is set
             click.echo("sweeping the job list…", err=True)
             sweep = await runtime.reconciler.sweep()
             click.echo(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
 from litestar import MediaType, Request, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
@@ -119,9 +120,13 @@ def _choice(name: str, value: str | None, choices: Sequence[str]) -> str | None:
     return value
 
 
-async def _jobs_context(
-    runtime: Runtime, status: str | None, kind: str | None, cursor: str | None
+async def _jobs_listing(
+    runtime: RuntimeDep,
+    status: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
 ) -> dict[str, object]:
+    """The jobs page's table, for the page and for its live refresh alike."""
     status = _choice("status", status, STATUSES)
     kind = _choice("kind", kind, KINDS)
     page = await jobs.list_jobs(runtime.db, status=status, kind=kind, cursor=cursor, limit=50)
@@ -140,27 +145,30 @@ async def _jobs_context(
     }
 
 
-@get("/dashboard/jobs", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_jobs(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeDep,
-    status: FromQuery[str | None] = None,
-    kind: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-) -> Template:
-    context = await _jobs_context(runtime, status, kind, cursor)
-    return _page(request, "jobs.html", "jobs", **context)
+_JOBS_LISTING = {"jobs_listing": Provide(_jobs_listing)}
+JobsListing: TypeAlias = NamedDependency[dict[str, object]]
 
 
-@get("/dashboard/jobs/table", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
-async def show_jobs_table(
-    runtime: RuntimeDep,
-    status: FromQuery[str | None] = None,
-    kind: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-) -> Template:
-    context = await _jobs_context(runtime, status, kind, cursor)
-    return Template(template_name="partials/jobs_table.html", context=context)
+@get(
+    "/dashboard/jobs",
+    opt=PAGE,
+    include_in_schema=False,
+    media_type=MediaType.HTML,
+    dependencies=_JOBS_LISTING,
+)
+async def show_jobs(request: Request[Any, Any, Any], jobs_listing: JobsListing) -> Template:
+    return _page(request, "jobs.html", "jobs", **jobs_listing)
+
+
+@get(
+    "/dashboard/jobs/table",
+    opt=PAGE,
+    include_in_schema=False,
+    media_type=MediaType.HTML,
+    dependencies=_JOBS_LISTING,
+)
+async def show_jobs_table(jobs_listing: JobsListing) -> Template:
+    return Template(template_name="partials/jobs_table.html", context=jobs_listing)
 
 
 @get("/dashboard/jobs/{job_id:str}", opt=PAGE, include_in_schema=False, media_type=MediaType.HTML)
