@@ -43,6 +43,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Keeps every first delivery; how many copies each had is not turned back into rows.
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(sa.Column("duplicate_of", sa.Integer(), nullable=True))
         batch_op.drop_column("last_duplicate_at")
