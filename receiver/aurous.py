@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -230,8 +231,21 @@ class AurousClient:
     async def balance(self) -> RawJson:
         return await self._json("GET", "/v1/balance", kind="balance")
 
-    async def usage_events(self, *, starting_after: str | None = None, limit: int = 100) -> RawJson:
+    async def usage_events(
+        self,
+        *,
+        starting_after: str | None = None,
+        limit: int = 100,
+        start_time: datetime | None = None,
+        cursor: str | None = None,
+    ) -> RawJson:
+        """A page of the credit ledger (§8.2 contract (a), paged by `starting_after`) or, with
+        `start_time`, of the usage event stream (contract (b), paged by an opaque `cursor`)."""
         params = _list_params(starting_after, limit)
+        if start_time is not None:
+            params = {"start_time": _rfc3339(start_time), "limit": limit}
+            if cursor:
+                params["cursor"] = cursor
         return await self._json("GET", "/v1/usage/events", params=params, kind="usage")
 
     # --- webhook endpoints -------------------------------------------------------------------
@@ -317,6 +331,10 @@ def _list_params(starting_after: str | None, limit: int) -> dict[str, str | int]
     if starting_after:
         params["starting_after"] = starting_after
     return params
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _backoff(attempt: int) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.aurous import AurousClient, RawJson
+from receiver.aurous import AurousClient, AurousError, RawJson
 from receiver.generation import parse_timestamp, to_micros
 from receiver.spend.rules import normalize_row
 from storage import gateway
@@ -33,10 +33,13 @@ __all__ = ["SYNCED_KEY", "LedgerSync", "SyncReport", "snapshot_values", "unchang
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "ledger.watermark"
+CONTRACT_KEY = "ledger.contract"  # which of the two documented contracts Aurous serves
 WALK_KEY = "ledger.walk"
 SYNCED_KEY = "ledger.synced_at"  # when the last complete walk started (receiver clock)
 _POSITIONS_PER_WALK = 1 << 32
 _SNAPSHOT_REFRESH = timedelta(hours=1)  # store an unchanged balance again after this long
+LEDGER, STREAM = "ledger", "usage"  # contract (a) and (b), named as `ledger_entry.contract`
+_STREAM_LOOKBACK = timedelta(days=729)  # the stream answers at most 730 days back
 
 
 @dataclass
@@ -68,6 +71,50 @@ class Watermark:
         return self.created_at is not None and created is not None and created < self.created_at
 
 
+@dataclass
+class Listing:
+    """How `GET /v1/usage/events` is paged. The credit ledger (contract (a)) takes
+    `starting_after`; the usage event stream (contract (b)) needs `start_time` and pages by an
+    opaque `cursor`. A walk starts with what the last one learned and switches when Aurous asks
+    for `start_time` or answers with stream rows."""
+
+    contract: str
+    since: datetime  # contract (b): from the watermark's time on, else as far back as allowed
+
+    @classmethod
+    def of(cls, contract: str | None, mark: Watermark | None, now: datetime) -> Listing:
+        since = mark.created_at if mark and mark.created_at else now - _STREAM_LOOKBACK
+        return cls(contract if contract == STREAM else LEDGER, since)
+
+    def params(self, cursor: str | None, limit: int) -> dict[str, Any]:
+        if self.contract == STREAM:
+            return {"start_time": self.since, "cursor": cursor, "limit": limit}
+        return {"starting_after": cursor, "limit": limit}
+
+    def learn(self, body: RawJson) -> bool:
+        """Switch to the stream if this first page is one; whether it did."""
+        if self.contract == STREAM or not any(_stream_row(row) for row in _rows(body)):
+            return False
+        self.contract = STREAM
+        return True
+
+    def next_cursor(self, body: RawJson, rows: list[RawJson]) -> str | None:
+        cursor = body.get("next_cursor")
+        if isinstance(cursor, str) and cursor:
+            return cursor
+        return str(rows[-1].get("id")) if self.contract == LEDGER and rows else None
+
+
+def _stream_row(row: RawJson) -> bool:
+    return "credits_charged" in row and "amount" not in row
+
+
+def _asks_for_start_time(error: AurousError) -> bool:
+    return error.http_status == 400 and (
+        error.param == "start_time" or "start_time" in error.message
+    )
+
+
 class LedgerSync:
     def __init__(
         self,
@@ -83,15 +130,17 @@ class LedgerSync:
         self._page_size = page_size
         self._max_pages = max_pages
         self._still_ours = still_ours  # renews the audit lease between pages
+        self._contract: str | None = None  # as the last walk found it
 
     async def walk(self) -> SyncReport:
         report = SyncReport()
         started = utcnow()
-        mark, top = await self._begin(started)
+        mark, top, contract = await self._begin(started)
+        listing = Listing.of(contract, mark, started)
         cursor: str | None = None
         newest: NewLedgerEntry | None = None
         for _ in range(self._max_pages):
-            body = await self._events(starting_after=cursor, limit=self._page_size)
+            body = await self._page(listing, cursor)
             rows = _rows(body)
             report.pages += 1
             entries, reached = newer_than(rows, mark)
@@ -102,27 +151,45 @@ class LedgerSync:
             if reached or not rows or not body.get("has_more"):
                 report.complete = True
                 break
-            cursor = body.get("next_cursor") or str(rows[-1].get("id"))
+            following = listing.next_cursor(body, rows)
+            if following is None or following == cursor:
+                break  # a page that names no way on: walked again from the top next time
+            cursor = following
             if not await self._still_ours():
                 break  # another replica took over: it walks again from the top
+        self._contract = listing.contract
         if report.complete:
-            await self._finish(newest, started)
+            await self._finish(newest, started, listing.contract)
         return report
 
     async def head(self) -> str | None:
         """The newest row's id right now."""
-        rows = _rows(await self._events(limit=1))
+        listing = Listing.of(self._contract, None, utcnow())
+        rows = _rows(await self._events(**listing.params(None, 1)))
         return str(rows[0].get("id")) if rows else None
+
+    async def _page(self, listing: Listing, cursor: str | None) -> RawJson:
+        try:
+            body = await self._events(**listing.params(cursor, self._page_size))
+        except AurousError as error:
+            if cursor is not None or listing.contract == STREAM or not _asks_for_start_time(error):
+                raise
+            listing.contract = STREAM
+            return await self._events(**listing.params(None, self._page_size))
+        if cursor is None and listing.learn(body):
+            log.warning("GET /v1/usage/events answers as the usage event stream; paging it so")
+        return body
 
     async def _events(self, **params: Any) -> RawJson:
         return await self._aurous.usage_events(**params)
 
-    async def _begin(self, started: datetime) -> tuple[Watermark | None, int]:
-        def begin(conn: Connection) -> tuple[Watermark | None, int]:
+    async def _begin(self, started: datetime) -> tuple[Watermark | None, int, str | None]:
+        def begin(conn: Connection) -> tuple[Watermark | None, int, str | None]:
             mark = Watermark.parse(gateway.get_state(conn, WATERMARK_KEY))
             walk = int(gateway.get_state(conn, WALK_KEY) or 0) + 1
             gateway.set_state(conn, WALK_KEY, str(walk), started)
-            return mark, (walk + 1) * _POSITIONS_PER_WALK - 1
+            contract = gateway.get_state(conn, CONTRACT_KEY)
+            return mark, (walk + 1) * _POSITIONS_PER_WALK - 1, contract
 
         return await self._db.write(begin)
 
@@ -133,8 +200,11 @@ class LedgerSync:
             )
         )
 
-    async def _finish(self, newest: NewLedgerEntry | None, started: datetime) -> None:
+    async def _finish(
+        self, newest: NewLedgerEntry | None, started: datetime, contract: str
+    ) -> None:
         def finish(conn: Connection) -> None:
+            gateway.set_state(conn, CONTRACT_KEY, contract, started)
             if newest is not None:
                 created = newest.created_at
                 mark = {"id": newest.uev_id, "created_at": created and created.isoformat()}

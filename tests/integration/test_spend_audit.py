@@ -4,9 +4,10 @@ when their cause goes away, adoption of unknown jobs, balance drift, one auditor
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -144,6 +145,89 @@ async def test_a_walk_cut_short_neither_duplicates_nor_skips(db: Database) -> No
     ids = await local_ledger(db)
     assert ids == [r["id"] for r in aurous.rows[::-1]]  # every row once, in Aurous's order
     assert len(set(ids)) == len(ids) == 820
+
+
+class FakeUsageStream(FakeAurous):
+    """GET /v1/usage/events as the usage event stream (§8.2 contract (b)): one row per billed
+    request, `start_time` required (or, `lenient`, taken as "all"), newest first by
+    created_at, paged by an opaque cursor."""
+
+    lenient = False
+
+    def bill(self, job_id: str, credits: float, created: datetime, done: datetime) -> None:
+        self.rows.append(
+            {
+                "id": job_id,
+                "type": "image",
+                "status": "completed",
+                "created_at": created.isoformat().replace("+00:00", "Z"),
+                "completed_at": done.isoformat().replace("+00:00", "Z"),
+                "credits_charged": credits,
+                "request_id": f"req_{job_id}",
+            }
+        )
+
+    async def usage_events(  # type: ignore[override]
+        self,
+        *,
+        starting_after: str | None = None,
+        limit: int = 100,
+        start_time: datetime | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        self.pages += 1
+        if start_time is None and self.lenient:
+            start_time = datetime(2000, 1, 1, tzinfo=UTC)
+        if start_time is None:
+            raise AurousError(
+                400,
+                "invalid_request",
+                "parameter_missing",
+                "start_time is required",
+                param="start_time",
+            )
+        since = start_time.isoformat().replace("+00:00", "Z")[:19]
+        listed = sorted(
+            (r for r in self.rows if r["created_at"][:19] >= since),
+            key=lambda r: (r["created_at"], r["id"]),
+            reverse=True,
+        )
+        start = int(base64.b64decode(cursor)) if cursor else 0
+        page = listed[start : start + limit]
+        more = start + limit < len(listed)
+        following = base64.b64encode(str(start + limit).encode()).decode() if more else None
+        return {"object": "list", "data": page, "has_more": more, "next_cursor": following}
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+async def test_the_usage_event_stream_is_paged_by_start_time_and_cursor(
+    db: Database, lenient: bool
+) -> None:
+    """Aurous may serve the usage event stream on this path instead of the credit ledger: the
+    walk learns it from the 400 asking for start_time (or from the rows of a first page), and
+    from then on starts at its watermark's time and pages by the stream's cursor."""
+    aurous = FakeUsageStream()
+    aurous.lenient = lenient
+    start = datetime(2026, 5, 20, 8, 0, tzinfo=UTC)
+    for n in range(250):
+        at = start + timedelta(minutes=n)
+        aurous.bill(f"img_{n:03d}", 0.5, at, at + timedelta(seconds=30))
+    audit = make_audit(db, aurous)
+
+    first = await audit.sync_ledger()
+    assert (first.pages, first.new, first.complete) == (3, 250, True)
+    newest = start + timedelta(minutes=249)
+    aurous.bill("img_late", 3, newest + timedelta(minutes=1), newest + timedelta(minutes=2))
+    aurous.bill("img_quick", 1, newest + timedelta(minutes=2), newest + timedelta(minutes=2))
+    aurous.pages = 0
+    again = await audit.sync_ledger()
+    assert (again.pages, again.new, again.complete) == (1, 2, True)  # no 400 again
+    ids = await local_ledger(db)
+    assert ids[:3] == ["img_quick", "img_late", "img_249"] and len(ids) == 252
+    page = await db.read(lambda conn: gateway.list_ledger(conn, generation_id="img_late"))
+    assert [(e.type, e.amount_micros, e.contract) for e in page.items] == [
+        ("charge", -3_000_000, "usage")
+    ]
 
 
 async def record(db: Database, job_id: str, status: str, cost: float) -> None:
