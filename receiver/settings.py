@@ -21,6 +21,9 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
+_LONGEST_DURATION_S = 100 * 365 * 86_400
+
+
 def parse_duration(text: str) -> int:
     """Seconds in '90', '90s', '15m', '24h', '7d' or '2w'."""
     value = text.strip().lower()
@@ -28,7 +31,10 @@ def parse_duration(text: str) -> int:
     number = value[:-1] if value[-1:] in _DURATION_UNITS else value
     if not number.isdigit():
         raise SettingsError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)")
-    return int(number) * _DURATION_UNITS[unit]
+    seconds = int(number) * _DURATION_UNITS[unit]
+    if seconds > _LONGEST_DURATION_S:  # no clock or column goes that far
+        raise SettingsError(f"too long a duration: {text!r} (at most 100 years)")
+    return seconds
 
 
 MIN_ADMIN_TOKEN = 32

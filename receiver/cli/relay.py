@@ -162,7 +162,9 @@ _EVENT_COLUMNS: Columns[EventRecord] = (
 
 
 @events.command("list")
-@click.option("--after", type=click.IntRange(0), default=0, help="Cursor: after this position.")
+@click.option(
+    "--after", type=click.IntRange(0, 2**63 - 1), default=0, help="Cursor: after this position."
+)
 @click.option("--type", "types", help="Comma-separated event types.")
 @click.option("--job", "job_id", help="Only this job's events.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)

@@ -86,10 +86,10 @@ class Listing:
         since = mark.created_at if mark and mark.created_at else now - _STREAM_LOOKBACK
         return cls(contract if contract == STREAM else LEDGER, since)
 
-    def params(self, cursor: str | None, limit: int) -> dict[str, Any]:
+    async def page(self, aurous: AurousClient, cursor: str | None, limit: int) -> RawJson:
         if self.contract == STREAM:
-            return {"start_time": self.since, "cursor": cursor, "limit": limit}
-        return {"starting_after": cursor, "limit": limit}
+            return await aurous.usage_events(start_time=self.since, cursor=cursor, limit=limit)
+        return await aurous.usage_events(starting_after=cursor, limit=limit)
 
     def learn(self, body: RawJson) -> bool:
         """Switch to the stream if this first page is one; whether it did."""
@@ -165,23 +165,20 @@ class LedgerSync:
     async def head(self) -> str | None:
         """The newest row's id right now."""
         listing = Listing.of(self._contract, None, utcnow())
-        rows = _rows(await self._events(**listing.params(None, 1)))
+        rows = _rows(await listing.page(self._aurous, None, 1))
         return str(rows[0].get("id")) if rows else None
 
     async def _page(self, listing: Listing, cursor: str | None) -> RawJson:
         try:
-            body = await self._events(**listing.params(cursor, self._page_size))
+            body = await listing.page(self._aurous, cursor, self._page_size)
         except AurousError as error:
             if cursor is not None or listing.contract == STREAM or not _asks_for_start_time(error):
                 raise
             listing.contract = STREAM
-            return await self._events(**listing.params(None, self._page_size))
+            return await listing.page(self._aurous, None, self._page_size)
         if cursor is None and listing.learn(body):
             log.warning("GET /v1/usage/events answers as the usage event stream; paging it so")
         return body
-
-    async def _events(self, **params: Any) -> RawJson:
-        return await self._aurous.usage_events(**params)
 
     async def _begin(self, started: datetime) -> tuple[Watermark | None, int, str | None]:
         def begin(conn: Connection) -> tuple[Watermark | None, int, str | None]:

@@ -157,3 +157,15 @@ def test_a_sync_without_an_api_key_makes_no_key_or_token_file(tmp_path: Path) ->
         assert result.exit_code == 1, (command, result.output)
         assert "AUROUS_API_KEY is not set" in _one_error_line(result)
         assert _files_under(data_dir) == before, command
+
+
+def test_a_number_beyond_any_clock_or_column_is_one_clear_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "migrate").exit_code == 0
+    for command, said in (
+        (("secrets", "add", SECRET, "--expires-in", "99999999999d"), "too long a duration"),
+        (("events", "list", "--after", "9" * 23), "is not in the range"),
+    ):
+        result = _cli(data_dir, *command)
+        assert result.exit_code != 0, command
+        assert said in _one_error_line(result), command
