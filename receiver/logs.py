@@ -9,9 +9,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["RateLimitedLog", "configure_logging"]
+__all__ = ["REQUEST_ID", "RateLimitedLog", "configure_logging", "current_request_id"]
 
 
 class RateLimitedLog:
@@ -49,13 +50,17 @@ class RateLimitedLog:
         self._logger.log(level, "%s%s", text, suffix)
 
 
-class _RequestIdFilter(logging.Filter):
-    def __init__(self, current_request_id: Callable[[], str | None]) -> None:
-        super().__init__()
-        self._current_request_id = current_request_id
+REQUEST_ID: ContextVar[str | None] = ContextVar("receiver_request_id", default=None)
+"""The Receiver-Request-Id of the request being handled: set by the web layer, read here."""
 
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = self._current_request_id() or "-"
+        record.request_id = REQUEST_ID.get() or "-"
         return True
 
 
@@ -74,11 +79,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
-    # imported here so that the capabilities can use RateLimitedLog without the web layer
-    from receiver.web.http import current_request_id
-
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter(current_request_id))
+    handler.addFilter(_RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
     else:

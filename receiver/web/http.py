@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -27,6 +26,7 @@ from litestar.types import (
 
 from receiver.errors import ErrorEnvelope, ReceiverError, error_type
 from receiver.ids import new_id
+from receiver.logs import REQUEST_ID, current_request_id
 from receiver.metrics import HTTP_METRICS
 from receiver.web.limits import BodyLimits
 
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "Receiver-Request-Id"
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
 _UNCOUNTED_PREFIX = "/static"  # asset fetches would only dilute the request figures
-_request_id: ContextVar[str | None] = ContextVar("receiver_request_id", default=None)
 # On every answer: no sniffing, no framing, no referrer to other sites, and a policy under
 # which pages run only this service's own scripts (the dashboard has no inline script).
 _CSP = b"content-security-policy"
@@ -79,10 +78,6 @@ _CODE_BY_STATUS = {
     429: "too_many_requests",
     503: "unavailable",
 }
-
-
-def current_request_id() -> str | None:
-    return _request_id.get()
 
 
 def error_response(error: ReceiverError) -> Response[bytes]:
@@ -126,7 +121,7 @@ def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:
                 await app(scope, receive, send)
                 return
             request_id = new_id("rcv_")
-            token = _request_id.set(request_id)
+            token = REQUEST_ID.set(request_id)
             header = (_REQUEST_ID_NAME, request_id.encode())
             status = 500  # unless the app starts a response
             body = bodies.reader(receive)
@@ -151,7 +146,7 @@ def request_middleware(bodies: BodyLimits) -> Callable[[ASGIApp], ASGIApp]:
                     await app(scope, body.receive, send_with_id)
             finally:
                 body.release()
-                _request_id.reset(token)
+                REQUEST_ID.reset(token)
                 path = scope.get("path_template", "")
                 if not path.startswith(_UNCOUNTED_PREFIX):
                     elapsed = time.perf_counter() - started
