@@ -434,6 +434,11 @@ class EventPush(SQLModel, table=True):
     next_attempt_at: datetime = _utc(nullable=False)
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _utc()
+    # No longer written (each answer is in push_attempt), and not yet dropped: replicas of the
+    # release before still write them while a rolling upgrade runs. A later migration drops
+    # them.
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
     delivered_at: datetime | None = _utc()
     created_at: datetime = _utc(nullable=False)
 
