@@ -22,7 +22,7 @@ from typing import Any
 
 from receiver.aurous import AurousClient, AurousError, RawJson
 from receiver.generation import parse_timestamp, to_micros
-from receiver.spend.rules import normalize_row
+from receiver.spend.rules import normalize_row, unsettled
 from storage import gateway
 from storage.db import Connection, Database
 from storage.records import BalanceSnapshotRecord, NewBalanceSnapshot, NewLedgerEntry
@@ -40,6 +40,9 @@ _POSITIONS_PER_WALK = 1 << 32
 _SNAPSHOT_REFRESH = timedelta(hours=1)  # store an unchanged balance again after this long
 LEDGER, STREAM = "ledger", "usage"  # contract (a) and (b), named as `ledger_entry.contract`
 _STREAM_LOOKBACK = timedelta(days=729)  # the stream answers at most 730 days back
+# A stream row appears once its request is billed, which can be long after the request was
+# made (its listing time): each walk reads this far back before its watermark again.
+_STREAM_SETTLE = timedelta(days=2)
 
 
 @dataclass
@@ -79,12 +82,22 @@ class Listing:
     for `start_time` or answers with stream rows."""
 
     contract: str
-    since: datetime  # contract (b): from the watermark's time on, else as far back as allowed
+    mark: Watermark | None  # where the last complete walk stopped
+    since: datetime  # contract (b)'s start_time, the same for every page of a walk
 
     @classmethod
     def of(cls, contract: str | None, mark: Watermark | None, now: datetime) -> Listing:
-        since = mark.created_at if mark and mark.created_at else now - _STREAM_LOOKBACK
-        return cls(contract if contract == STREAM else LEDGER, since)
+        """Contract (b) starts back past the watermark by as long as billing may lag, else as
+        far back as the stream answers."""
+        since = now - _STREAM_LOOKBACK
+        if mark is not None and mark.created_at is not None:
+            since = mark.created_at - _STREAM_SETTLE
+        return cls(contract if contract == STREAM else LEDGER, mark, since)
+
+    def stops_at(self) -> Watermark | None:
+        """The ledger is walked down to the watermark; the stream, whose rows arrive late, to
+        the end of its window (the UNIQUE id absorbs what is read again)."""
+        return self.mark if self.contract == LEDGER else None
 
     async def page(self, aurous: AurousClient, cursor: str | None, limit: int) -> RawJson:
         if self.contract == STREAM:
@@ -143,7 +156,7 @@ class LedgerSync:
             body = await self._page(listing, cursor)
             rows = _rows(body)
             report.pages += 1
-            entries, reached = newer_than(rows, mark)
+            entries, reached = newer_than(rows, listing.stops_at())
             newest = newest or (entries[0] if entries else None)
             report.head = report.head or (str(rows[0].get("id")) if rows else None)
             report.new += await self._store(entries, top - report.seen, started)
@@ -178,6 +191,7 @@ class LedgerSync:
             return await listing.page(self._aurous, None, self._page_size)
         if cursor is None and listing.learn(body):
             log.warning("GET /v1/usage/events answers as the usage event stream; paging it so")
+            return await listing.page(self._aurous, None, self._page_size)  # asked as one
         return body
 
     async def _begin(self, started: datetime) -> tuple[Watermark | None, int, str | None]:
@@ -223,6 +237,8 @@ def newer_than(
     """The page's rows above the watermark, normalized and deduped, and whether it was hit."""
     entries: dict[str, NewLedgerEntry] = {}
     for raw in rows:
+        if unsettled(raw):
+            continue  # stored once its request ends, by a later walk
         entry = normalize_row(raw)
         if entry is None:
             log.warning("ledger row not understood, skipped: %.200r", raw)

@@ -43,6 +43,7 @@ __all__ = [
     "outstanding",
     "signed",
     "unknown_job_finding",
+    "unsettled",
 ]
 
 LEDGER_TYPES = frozenset(LedgerType)
@@ -102,6 +103,11 @@ def _storable(raw: Mapping[str, object]) -> dict[str, object]:
     if b"\\u0000" not in encoded:
         return dict(raw)
     return msgspec.json.decode(encoded.replace(b"\\u0000", b"\\ufffd"), type=dict[str, object])
+
+
+def unsettled(raw: Mapping[str, Any]) -> bool:
+    """A usage-stream row of a request still running: what it costs is not known yet."""
+    return "credits_charged" in raw and raw.get("status") in ("processing", "pending")
 
 
 def normalize_row(raw: Mapping[str, Any]) -> NewLedgerEntry | None:

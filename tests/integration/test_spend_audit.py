@@ -154,12 +154,20 @@ class FakeUsageStream(FakeAurous):
 
     lenient = False
 
-    def bill(self, job_id: str, credits: float, created: datetime, done: datetime) -> None:
+    def bill(
+        self,
+        job_id: str,
+        credits: float,
+        created: datetime,
+        done: datetime,
+        status: str = "completed",
+    ) -> None:
+        self.rows = [r for r in self.rows if r["id"] != job_id]  # a request's row, as it is now
         self.rows.append(
             {
                 "id": job_id,
                 "type": "image",
-                "status": "completed",
+                "status": status,
                 "created_at": created.isoformat().replace("+00:00", "Z"),
                 "completed_at": done.isoformat().replace("+00:00", "Z"),
                 "credits_charged": credits,
@@ -214,16 +222,20 @@ async def test_the_usage_event_stream_is_paged_by_start_time_and_cursor(
         aurous.bill(f"img_{n:03d}", 0.5, at, at + timedelta(seconds=30))
     audit = make_audit(db, aurous)
 
-    first = await audit.sync_ledger()
-    assert (first.pages, first.new, first.complete) == (3, 250, True)
     newest = start + timedelta(minutes=249)
+    running = newest - timedelta(minutes=30)  # made before the newest row, billed after it
+    aurous.bill("vid_long", 2, running, running, status="processing")
+    first = await audit.sync_ledger()
+    assert (first.pages, first.new, first.complete) == (3, 250, True)  # not vid_long yet
+    aurous.bill("vid_long", 2, running, newest + timedelta(minutes=5))
     aurous.bill("img_late", 3, newest + timedelta(minutes=1), newest + timedelta(minutes=2))
     aurous.bill("img_quick", 1, newest + timedelta(minutes=2), newest + timedelta(minutes=2))
     aurous.pages = 0
     again = await audit.sync_ledger()
-    assert (again.pages, again.new, again.complete) == (1, 2, True)  # no 400 again
+    assert (again.pages, again.new, again.complete) == (3, 3, True)  # no 400 again
     ids = await local_ledger(db)
-    assert ids[:3] == ["img_quick", "img_late", "img_249"] and len(ids) == 252
+    assert ids[:3] == ["img_quick", "img_late", "img_249"] and len(ids) == 253
+    assert "vid_long" in ids
     page = await db.read(lambda conn: gateway.list_ledger(conn, generation_id="img_late"))
     assert [(e.type, e.amount_micros, e.contract) for e in page.items] == [
         ("charge", -3_000_000, "usage")
