@@ -4,6 +4,7 @@ and signing secrets generated here, shown once, and kept encrypted like the keyr
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from receiver.ids import new_id
 from receiver.jobs.outbox import EVENT_TYPES, is_pattern
 from receiver.shapes import view_of
 from storage import gateway
-from storage.crypto import SecretBox
+from storage.crypto import CryptoError, SecretBox
 from storage.db import Connection, Database
 from storage.records import (
     DestinationEdit,
@@ -35,6 +36,7 @@ __all__ = [
     "NewDestination",
 ]
 
+log = logging.getLogger(__name__)
 _PURPOSE = b"destination_secret"
 _KINDS = ("image", "video")
 
@@ -137,6 +139,7 @@ class DestinationStore:
     def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._box = box
+        self._unopened: set[str] = set()  # destinations said once each
 
     async def add(self, request: NewDestination) -> CreatedDestination:
         now, secret = utcnow(), new_secret()
@@ -226,10 +229,37 @@ class DestinationStore:
         caller's transaction)."""
         found: dict[str, list[str]] = {}
         for row in gateway.destination_secrets(conn, destination_ids, utcnow()):
-            found.setdefault(row.destination_id, []).append(
-                self._box.open(row.ciphertext, _PURPOSE)
-            )
+            secret = self._open(row)
+            if secret is not None:
+                found.setdefault(row.destination_id, []).append(secret)
         return found
+
+    async def sealed_elsewhere(self) -> tuple[int, list[str]]:
+        """How many signing secrets this master key opens, and the destinations of those it
+        does not."""
+
+        def read(conn: Connection) -> list[DestinationSecretRecord]:
+            ids = [d.id for d in gateway.list_destinations(conn)]
+            return gateway.destination_secrets(conn, ids, utcnow())
+
+        opened = [(row, self._open(row)) for row in await self._db.read(read)]
+        unopened = sorted({row.destination_id for row, secret in opened if secret is None})
+        return sum(1 for _, secret in opened if secret is not None), unopened
+
+    def _open(self, row: DestinationSecretRecord) -> str | None:
+        try:
+            return self._box.open(row.ciphertext, _PURPOSE)
+        except CryptoError:  # one secret sealed under another key must not stop the others
+            if row.destination_id not in self._unopened:
+                self._unopened.add(row.destination_id)
+                log.error(
+                    "a signing secret of destination %s is sealed under another master key and "
+                    "is left out; rotate it (`aurous-receiver destinations rotate-secret %s "
+                    "--grace 0`)",
+                    row.destination_id,
+                    row.destination_id,
+                )
+            return None
 
     def _seal(self, secret: str) -> bytes:
         return self._box.seal(secret, _PURPOSE)

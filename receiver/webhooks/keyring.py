@@ -4,6 +4,7 @@ added by the CLI, cached briefly and reloaded on a miss so new secrets work with
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,14 @@ from receiver.webhooks.signing import (
     verify,
 )
 from storage import gateway
-from storage.crypto import SecretBox
+from storage.crypto import CryptoError, SecretBox
 from storage.db import Connection, Database
 from storage.records import NewSecret, SecretRecord
 from storage.types import utcnow
 
 __all__ = ["Secret", "SecretError", "SecretStore", "preview_secret", "secret_state"]
 
+log = logging.getLogger(__name__)
 _PURPOSE = b"webhook_secret"
 _CACHE_S = 1.0
 _MISS_RELOAD_S = 0.25
@@ -85,6 +87,7 @@ class SecretStore:
         self._keyring = Keyring()
         self._loaded_at = float("-inf")
         self._reloading: asyncio.Future[Keyring] | None = None
+        self._unopened: set[int] = set()  # said once each
 
     async def add(
         self,
@@ -181,20 +184,38 @@ class SecretStore:
     def _reload_done(self, _: asyncio.Future[Keyring]) -> None:
         self._reloading = None
 
+    async def sealed_elsewhere(self) -> tuple[int, tuple[int, ...]]:
+        """How many active secrets this master key opens, and the ids of those it does not."""
+        rows = await self._db.read(lambda conn: gateway.list_secrets(conn, include_retired=False))
+        unopened = tuple(r.id for r in rows if self._open(r) is None)
+        return len(rows) - len(unopened), unopened
+
     async def _load(self) -> Keyring:
         rows = await self._db.read(lambda conn: gateway.list_secrets(conn, include_retired=False))
-        self._keyring = Keyring(
-            tuple(
-                KeyringEntry(
-                    r.id,
-                    self._box.open(r.ciphertext, _PURPOSE).encode(),
-                    r.expires_at.timestamp() if r.expires_at else None,
-                )
-                for r in rows
-            )
-        )
+        entries = []
+        for r in rows:
+            secret = self._open(r)
+            if secret is None:  # one secret sealed under another key must not stop the others
+                continue
+            expires = r.expires_at.timestamp() if r.expires_at else None
+            entries.append(KeyringEntry(r.id, secret.encode(), expires))
+        self._keyring = Keyring(tuple(entries))
         self._loaded_at = self._clock()
         return self._keyring
+
+    def _open(self, row: SecretRecord) -> str | None:
+        try:
+            return self._box.open(row.ciphertext, _PURPOSE)
+        except CryptoError:
+            if row.id not in self._unopened:
+                self._unopened.add(row.id)
+                log.error(
+                    "keyring secret #%d is sealed under another master key and is left out; "
+                    "retire it (`aurous-receiver secrets retire %d`) and add it again",
+                    row.id,
+                    row.id,
+                )
+            return None
 
     def _row(
         self, secret: str, source: str, label: str | None, expires_at: datetime | None

@@ -3,16 +3,23 @@ that fails leaves no file behind (no empty database, no master key)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from receiver.cli import cli
+from receiver.runtime import load_secret_box
+from receiver.webhooks.keyring import SecretStore
+from storage.crypto import SecretBox
+from storage.db import Database
 from storage.states import JobKind, JobStatus
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, make_settings
 
 SECRET = "whsec_cli_Q4nXabc1234abcdef567890"
+OTHER_SECRET = "whsec_other_Q4nXabc1234abcdef5678"
 
 
 def _cli(
@@ -169,3 +176,44 @@ def test_a_number_beyond_any_clock_or_column_is_one_clear_line(tmp_path: Path) -
         result = _cli(data_dir, *command)
         assert result.exit_code != 0, command
         assert said in _one_error_line(result), command
+
+
+def test_secrets_sealed_under_two_keys_by_an_earlier_release_are_left_out_and_retirable(
+    tmp_path: Path,
+) -> None:
+    """What the release before this check could leave behind: the key that opens some of the
+    secrets is kept, the others are left out of the keyring (not a 500 for every webhook)
+    and can be retired."""
+    data_dir = tmp_path / "data"
+    assert _cli(data_dir, "migrate").exit_code == 0
+    assert _cli(data_dir, "secrets", "add", SECRET).exit_code == 0
+    url = f"sqlite+aiosqlite:///{data_dir / 'receiver.db'}"
+
+    async def seal_under_another_key() -> None:
+        db = Database(url)
+        try:
+            await SecretStore(db, SecretBox(b"\x01" * 32)).add(OTHER_SECRET, source="cli")
+        finally:
+            await db.dispose()
+
+    asyncio.run(seal_under_another_key())
+    database = sqlite3.connect(data_dir / "receiver.db")
+    with database:
+        database.execute("DELETE FROM sync_state WHERE key = 'master_key_check'")
+    database.close()
+
+    listed = _cli(data_dir, "secrets", "list")
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.output.strip().splitlines()) == 3  # the header and both secrets
+
+    async def active_ids() -> list[int | None]:
+        db = Database(url)
+        try:
+            keyring = await SecretStore(db, await load_secret_box(db, settings)).reload()
+        finally:
+            await db.dispose()
+        return [entry.secret_id for entry in keyring.active(time.time())]
+
+    settings = make_settings(data_dir, url, master_key=None)
+    assert asyncio.run(active_ids()) == [1]
+    assert _cli(data_dir, "secrets", "retire", "2").exit_code == 0
