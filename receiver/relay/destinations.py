@@ -131,6 +131,13 @@ def _check_kind(kind: str | None) -> str | None:
     return kind
 
 
+def _check_label(label: str | None) -> str | None:
+    if label is not None and (len(label) > 200 or not label.isprintable()):
+        message = "label must be at most 200 printable characters (no NUL or line breaks)"
+        raise ReceiverError(400, "invalid_label", message, param="label")
+    return label
+
+
 def _not_found(destination_id: str) -> ReceiverError:
     return ReceiverError(404, "destination_not_found", f"no destination {destination_id!r}")
 
@@ -146,7 +153,7 @@ class DestinationStore:
         record = DestinationRecord(
             id=new_id("dst_"),
             url=_check_url(request.url),
-            label=request.label,
+            label=_check_label(request.label),
             events=_check_events(request.events),
             kind=_check_kind(request.kind),
             state="enabled",
@@ -183,7 +190,7 @@ class DestinationStore:
         if not isinstance(change.kind, msgspec.UnsetType):
             edit = msgspec.structs.replace(edit, kind=_check_kind(change.kind))
         if not isinstance(change.label, msgspec.UnsetType):
-            edit = msgspec.structs.replace(edit, label=change.label)
+            edit = msgspec.structs.replace(edit, label=_check_label(change.label))
         enabled, now = change.enabled, utcnow()
 
         def write(conn: Connection) -> bool:

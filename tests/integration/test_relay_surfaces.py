@@ -152,3 +152,18 @@ async def test_a_destination_url_that_cannot_work_or_holds_credentials_is_400(
             await client.patch(f"/destinations/{created.json()['id']}", json={"url": url}),
         ):
             assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_url")
+
+
+async def test_a_label_with_a_nul_or_a_line_break_is_400_not_a_500(client: Client) -> None:
+    """PostgreSQL text holds no NUL: such a label was a 500 there."""
+    created = await client.post("/destinations", json={"url": "https://app.example.com/hooks"})
+    for label in ("a\u0000b", "two\nlines", "x" * 201):
+        for answer in (
+            await client.post(
+                "/destinations", json={"url": "https://app.example.com/h", "label": label}
+            ),
+            await client.patch(f"/destinations/{created.json()['id']}", json={"label": label}),
+        ):
+            assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_label")
+    kept = await client.patch(f"/destinations/{created.json()['id']}", json={"label": "ok"})
+    assert kept.json()["label"] == "ok"
