@@ -8,13 +8,16 @@ from datetime import datetime
 
 import msgspec
 
+from receiver.errors import ReceiverError
 from receiver.shapes import Page, decode_key_cursor, encode_key_cursor, view_of
 from storage import gateway
 from storage.db import Connection, Database
 from storage.records import JobEventRecord, JobRecord, NewOutput, OutputRecord
-from storage.states import OutputState
+from storage.states import JobStatus, OutputState
 
 __all__ = ["Cost", "Job", "JobEvent", "Output", "get_job", "job_events", "list_jobs"]
+
+DOCUMENTED_STATUSES = tuple(JobStatus)
 
 
 class Output(msgspec.Struct, frozen=True):
@@ -127,4 +130,14 @@ async def list_jobs(
         next_cursor = encode_key_cursor(last.first_seen_at, last.id) if last else None
         return Page([Job.of(job, outputs) for job in page.items], page.has_more, next_cursor)
 
-    return await db.read(read)
+    found = await db.read(read)
+    if status and status not in DOCUMENTED_STATUSES and not found.data and cursor is None:
+        # an undocumented status that jobs have is listed; one that none has is likelier a typo
+        raise ReceiverError(
+            400,
+            "invalid_parameter",
+            f"no job has status {status!r}; the statuses Aurous documents: "
+            + ", ".join(DOCUMENTED_STATUSES),
+            param="status",
+        )
+    return found

@@ -180,3 +180,12 @@ async def test_a_nul_in_an_id_or_a_filter_is_a_clear_400(client: Client, path: s
     error = response.json()["error"]
     assert error["code"] == "invalid_parameter" and "NUL" in error["message"]
     assert response.headers["Receiver-Request-Id"] == error["request_id"]
+
+
+async def test_a_status_aurous_does_not_document_lists_the_jobs_that_have_it(
+    client: Client,
+) -> None:
+    body = endpoint_event(generation("img_odd", "moderating"), event_id="evt_odd")
+    await client.post("/webhooks/aurous", content=body, headers=headers(body))
+    listed = (await client.get("/jobs", params={"status": "moderating"})).json()["data"]
+    assert [job["id"] for job in listed] == ["img_odd"]
