@@ -19,7 +19,12 @@ from typing import Any
 import httpx
 
 from receiver.errors import ErrorBody, ReceiverError, decode_error_envelope
-from receiver.generation import GenerationResponse, decode_generation, decode_generation_list
+from receiver.generation import (
+    GenerationError,
+    GenerationResponse,
+    decode_generation,
+    decode_generation_list,
+)
 
 __all__ = [
     "AurousClient",
@@ -200,7 +205,7 @@ class AurousClient:
 
     async def get_generation(self, generation_id: str) -> GenerationResponse:
         response = await self._request("GET", f"/v1/images/{generation_id}", kind="get")
-        return decode_generation(response.content)
+        return _generation(response)
 
     async def list_generations(
         self, *, starting_after: str | None = None, limit: int = 100
@@ -220,11 +225,11 @@ class AurousClient:
             kind="create",
             headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"},
         )
-        return decode_generation(response.content), response
+        return _generation(response), response
 
     async def cancel(self, generation_id: str) -> GenerationResponse:
         response = await self._request("POST", f"/v1/images/{generation_id}/cancel", kind="cancel")
-        return decode_generation(response.content)
+        return _generation(response)
 
     # --- billing -----------------------------------------------------------------------------
 
@@ -331,6 +336,21 @@ def _list_params(starting_after: str | None, limit: int) -> dict[str, str | int]
     if starting_after:
         params["starting_after"] = starting_after
     return params
+
+
+def _generation(response: httpx.Response) -> GenerationResponse:
+    """The answer's generation; an answer that is none (or one storage cannot hold) is Aurous's
+    error, as a 5xx would be, so that every caller of the client handles it as one."""
+    try:
+        return decode_generation(response.content)
+    except GenerationError as error:
+        raise AurousError(
+            502,
+            "server_error",
+            "invalid_response",
+            f"Aurous answered with no usable generation: {error}",
+            request_id=response.headers.get("aurous-request-id"),
+        ) from None
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -83,6 +83,20 @@ async def test_final_errors_are_not_retried(status: int, type_: str, code: str) 
     assert caught.value.request_id == "req_1"
 
 
+@pytest.mark.parametrize("body", [{"object": "inference"}, {**GEN, "id": "img_a/b"}])
+async def test_an_answer_that_is_no_usable_generation_is_aurous_error(body: object) -> None:
+    """So that every caller (a refresh, the archiver after a 410, the audit adopting a job)
+    handles it as a failed call, not as a crash."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body, headers={"Aurous-Request-Id": "req_9"})
+
+    with pytest.raises(AurousError) as caught:
+        await client_for(handler, FakeClock()).get_generation("img_1")
+    assert (caught.value.status, caught.value.code) == (502, "invalid_response")
+    assert caught.value.retryable and caught.value.request_id == "req_9"
+
+
 async def test_server_errors_back_off_then_succeed() -> None:
     answers = [envelope(503, "server_error", "provider_unavailable")] * 2
     clock = FakeClock()
