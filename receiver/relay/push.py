@@ -31,13 +31,7 @@ from receiver.relay.links import Links
 from receiver.relay.transport import Answer, PushTransport
 from storage import gateway
 from storage.db import Connection
-from storage.records import (
-    DestinationRecord,
-    EventRecord,
-    NewPushAttempt,
-    PushFinish,
-    PushRecord,
-)
+from storage.records import DestinationRecord, EventRecord, NewPushAttempt, PushFinish, PushRecord
 from storage.states import DestinationState, PushState
 from storage.types import utcnow
 
