@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, download
+from receiver.archive.fetch import Downloaded, DownloadError, HostPolicy, discard_spool, download
 from receiver.aurous import AurousError, RateBudget
 from receiver.errors import ReceiverError
 from receiver.jobs.lifecycle import ObservationResult
@@ -211,7 +211,7 @@ class Archiver:
             next_attempt_at=None,
         )
         finished = await self._record(row, archived)
-        result.path.unlink(missing_ok=True)
+        discard_spool(result.path)
         if finished:
             outcome.archived += 1
             outcome.bytes += result.size
@@ -256,7 +256,7 @@ class Archiver:
         await self._record(
             row, OutputFinish(state=state, last_error=error[:500], next_attempt_at=None)
         )
-        (self._config.spool_dir / f"output-{row.id}.part").unlink(missing_ok=True)
+        discard_spool(self._config.spool_dir / f"output-{row.id}.part")
         setattr(outcome, state, getattr(outcome, state) + 1)
         where = (row.position, row.job_id)
         if state == OutputState.LOST:
@@ -286,15 +286,13 @@ class Archiver:
     async def clean_spool(self) -> None:
         """Remove spool files of outputs that are no longer pending (at start-up). A pending
         output's partial spool stays: the next attempt resumes from it."""
-        spools = {_spool_id(path): path for path in self._config.spool_dir.glob("output-*.part")}
-        spools.pop(None, None)
-        if not spools:
+        found = (_spool_id(path) for path in self._config.spool_dir.glob("output-*.part*"))
+        ids = sorted({output_id for output_id in found if output_id is not None})
+        if not ids:
             return
-        ids = [i for i in spools if i is not None]
         pending = await self._db.read(lambda conn: gateway.pending_output_ids(conn, ids))
-        for output_id, path in spools.items():
-            if output_id not in pending:
-                path.unlink(missing_ok=True)
+        for output_id in set(ids) - set(pending):
+            discard_spool(self._config.spool_dir / f"output-{output_id}.part")
 
     async def stop(self) -> None:
         if self._running is not None and not self._running.done():
@@ -304,8 +302,9 @@ class Archiver:
 
 
 def _spool_id(path: Path) -> int | None:
+    """The output of `output-N.part` and of what is kept beside it (`output-N.part.meta`)."""
     try:
-        return int(path.name.removeprefix("output-").removesuffix(".part"))
+        return int(path.name.removeprefix("output-").split(".", 1)[0])
     except ValueError:
         return None
 

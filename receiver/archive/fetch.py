@@ -8,6 +8,7 @@ import asyncio
 import fcntl
 import hashlib
 import ipaddress
+import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import httpx
 from receiver.errors import decode_error_envelope
 from receiver.hosts import is_loopback_name
 
-__all__ = ["DownloadError", "Downloaded", "HostPolicy", "download"]
+__all__ = ["DownloadError", "Downloaded", "HostPolicy", "discard_spool", "download"]
 
 _CHUNK = 256 * 1024
 _MAX_REDIRECTS = 5
@@ -28,6 +29,10 @@ _MAX_REDIRECTS = 5
 
 class _Restart(Exception):
     """The server's answer does not continue our partial file: start it over."""
+
+
+class _Whole(Exception):
+    """The server says our partial file is already all of it (416 with that very length)."""
 
 
 class DownloadError(Exception):
@@ -105,11 +110,15 @@ async def download(
     """Fetch `url` into `spool`, continuing a partial spool left by an earlier attempt."""
     state = _Spool.open(spool)
     try:
+        if state.whole:  # a crash came after the last byte: nothing left to ask the server
+            return state.result()
         for _ in range(resumes + 1):
             try:
                 complete = await _fetch_into(http, url, state, policy, max_bytes)
             except (httpx.TransportError, httpx.StreamError):
                 complete = False  # cut mid-way: resume from what we have
+            except _Whole:
+                complete = True
             except _Restart:
                 await state.restart()
                 complete = False
@@ -135,6 +144,7 @@ class _Spool:
     hasher: hashlib._Hash
     size: int  # bytes received, written or still buffered
     content_type: str | None = None
+    total: int | None = None  # the output's whole size, once a server has said it
     buffer: list[bytes] = field(default_factory=list)
     buffered: int = 0
     unsynced: int = 0
@@ -157,7 +167,23 @@ class _Spool:
         while chunk := file.read(1 << 20):
             hasher.update(chunk)
             size += len(chunk)
-        return cls(path, file, hasher, size)
+        content_type, total = _read_meta(path)
+        if os.fstat(file.fileno()).st_nlink > 1:
+            total = size  # already linked into the store whole: it must never be truncated
+        return cls(path, file, hasher, size, content_type, total)
+
+    @property
+    def whole(self) -> bool:
+        return self.total is not None and self.size == self.total
+
+    def remember(self, content_type: str | None, total: int | None) -> None:
+        """Keep what the server said of the output beside the spool: after a crash or a failed
+        store, a whole spool is stored as it is, even once its URL has expired."""
+        if (content_type, total) == (self.content_type, self.total):
+            return
+        self.content_type, self.total = content_type, total
+        meta = json.dumps({"content_type": content_type, "total": total})
+        _meta_path(self.path).write_text(meta)
 
     async def write(self, chunk: bytes) -> None:
         self.buffer.append(chunk)
@@ -175,6 +201,8 @@ class _Spool:
 
     async def restart(self) -> None:
         await self._wait_for_writer()
+        if os.fstat(self.file.fileno()).st_nlink > 1:
+            raise DownloadError("the spool is already a stored blob; it is not rewritten")
         self.buffer, self.buffered = [], 0
         self.file.truncate(0)
         self.file.seek(0)
@@ -240,7 +268,7 @@ async def _fetch_into(
         expected = _expected_total(response, spool)
         if expected is not None and expected > max_bytes:
             raise DownloadError(f"output is {expected} bytes, over the cap", permanent=True)
-        spool.content_type = response.headers.get("content-type", spool.content_type)
+        spool.remember(response.headers.get("content-type", spool.content_type), expected)
         async for chunk in response.aiter_raw():
             await spool.write(chunk)
             if spool.size > max_bytes:
@@ -291,7 +319,9 @@ async def _open(
         await response.aread()
         await response.aclose()
         if response.status_code == 416 and "Range" in headers:
-            # what we hold is not a part the server knows (or is already all of it)
+            held = headers["Range"].removeprefix("bytes=").removesuffix("-")
+            if response.headers.get("content-range", "") == f"bytes */{held}":
+                raise _Whole()
             raise _Restart("416 to our Range request; starting over")
         raise _error(response)
     raise DownloadError("too many redirects", permanent=True)
@@ -314,4 +344,28 @@ def _error(response: httpx.Response) -> DownloadError:
         code=code,
         permanent=permanent,
         retry_after=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+    )
+
+
+def discard_spool(path: Path) -> None:
+    """The spool and what was kept beside it."""
+    path.unlink(missing_ok=True)
+    _meta_path(path).unlink(missing_ok=True)
+
+
+def _meta_path(spool: Path) -> Path:
+    return spool.with_name(spool.name + ".meta")
+
+
+def _read_meta(spool: Path) -> tuple[str | None, int | None]:
+    try:
+        meta = json.loads(_meta_path(spool).read_text())
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(meta, dict):
+        return None, None
+    content_type, total = meta.get("content_type"), meta.get("total")
+    return (
+        content_type if isinstance(content_type, str) else None,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
     )

@@ -25,7 +25,7 @@ from receiver.jobs.lifecycle import Observation
 from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from storage import gateway
-from storage.blobs import BlobStore
+from storage.blobs import BlobStore, BlobStoreError, key_for
 from storage.db import Database
 from storage.records import OutputRecord
 from storage.states import Source
@@ -120,7 +120,8 @@ async def _archived_truly(receiver: _Receiver, output: OutputRecord, data: bytes
 
 async def test_a_whole_spool_left_by_a_crash_is_archived_not_lost(receiver: _Receiver) -> None:
     """Killed after the last byte but before the blob was stored: the next attempt asks for
-    the bytes past the end, the server answers 416, and the download starts over."""
+    the bytes past the end, the server answers 416 with that very length, and the spool is
+    stored as it is."""
     data = os.urandom(300_000)
     url = f"{AUROUS}/v1/images/img_whole/output/0"
     await receiver.succeed("img_whole", url)
@@ -134,7 +135,71 @@ async def test_a_whole_spool_left_by_a_crash_is_archived_not_lost(receiver: _Rec
 
     [output] = await receiver.outputs("img_whole")
     assert await _archived_truly(receiver, output, data), output
-    assert requests == {f"bytes={len(data)}-": 1, "whole": 1}
+    assert requests == {f"bytes={len(data)}-": 1}  # not downloaded again
+
+
+async def test_a_spool_a_crash_left_linked_into_the_store_is_never_rewritten(
+    receiver: _Receiver,
+) -> None:
+    """Killed between linking the spool into the store and removing it: the spool is the blob
+    (one file, two names), and another output may share that blob. The retry stores it as it
+    is: truncating it to download again would have emptied the blob under both."""
+    data = os.urandom(300_000)
+    true = hashlib.sha256(data).hexdigest()
+    await receiver.succeed("img_linked", f"{AUROUS}/o/linked")
+    [output] = await receiver.outputs("img_linked")
+    spool = receiver.root / "spool" / f"output-{output.id}.part"
+    spool.parent.mkdir()
+    spool.write_bytes(data)
+    blob = receiver.root / "blobs" / key_for(true)
+    blob.parent.mkdir(parents=True)
+    os.link(spool, blob)
+    requests: Counter[str] = Counter()
+
+    def cut_short(request: httpx.Request) -> httpx.Response:
+        requests[request.headers.get("range", "whole")] += 1
+        return httpx.Response(200, content=_chunks(data[:100_000]))
+
+    await receiver.archiver(cut_short).run_until_idle()
+
+    [output] = await receiver.outputs("img_linked")
+    assert await _archived_truly(receiver, output, data), output
+    assert requests == {} and blob.read_bytes() == data and not spool.exists()
+
+
+async def test_a_whole_download_the_store_refused_is_stored_later_though_its_url_expired(
+    receiver: _Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is down once (S3 outage, expired credentials) after the whole output came,
+    and by the next attempt its URL has expired: the spool still holds all of it."""
+    data = os.urandom(300_000)
+    await receiver.succeed("img_outage", f"{AUROUS}/o/outage")
+    adopt = BlobStore.adopt_file
+    outages = iter([True])
+
+    async def down_once(self: BlobStore, *args: Any, **kwargs: Any) -> bool:
+        if next(outages, False):
+            raise BlobStoreError("the store is unavailable")
+        return await adopt(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlobStore, "adopt_file", down_once)
+    first = await receiver.archiver(_honours_range(data, Counter())).run_due()
+
+    def expired(request: httpx.Request) -> httpx.Response:
+        error = {"error": {"type": "invalid_request", "code": "output_expired", "message": "gone"}}
+        return httpx.Response(410, json=error)
+
+    later = receiver.archiver(expired)
+    for _ in range(30):  # the retry is due after a second or two
+        await asyncio.sleep(0.1)
+        if (await later.run_due()).handled:
+            break
+
+    [output] = await receiver.outputs("img_outage")
+    assert first.retry == 1
+    assert await _archived_truly(receiver, output, data), output
+    assert output.content_type == "image/png"
+    assert list((receiver.root / "spool").iterdir()) == []
 
 
 async def test_a_410_while_aurous_cannot_be_asked_for_a_fresh_url_is_tried_again(
