@@ -6,6 +6,7 @@ Both claim their work in the database, so several replicas share it without over
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = ["PollReport", "ReconcileConfig", "Reconciler", "SweepReport"]
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "sweep.watermark"
+RESUME_KEY = "sweep.resume"  # where a walk cut short by its page limit goes on
 
 
 @dataclass
@@ -72,31 +74,12 @@ class Reconciler:
         """Walk the list newest first until a page older than the last sweep's newest job
         teaches nothing new (no unknown job, no status change). Jobs are listed by about two
         sweeps, so the list costs about one GET per 50 jobs; running jobs further back are
-        the targeted polls' business."""
+        the targeted polls' business. A walk its page limit cuts short is taken up where it
+        stopped by the next sweep; the watermark moves only when a walk has ended."""
         report = SweepReport()
-        now = utcnow()
-        watermark = parse_timestamp(
-            await self._db.read(lambda conn: gateway.get_state(conn, WATERMARK_KEY))
-        )
-        oldest_allowed = now - self._config.lookback
-        newest: datetime | None = None
-        cursor: str | None = None
-        for _ in range(self._config.max_pages):
-            page, has_more, next_cursor = await self._aurous.list_generations(
-                starting_after=cursor, limit=self._config.page_size
-            )
-            report.pages += 1
-            if not page:
-                break
-            newest = newest or parse_timestamp(page[0].created_at)
-            learned = await self._observe(page, report)
-            oldest = parse_timestamp(page[-1].created_at) or now
-            past_watermark = watermark is None or oldest < watermark
-            if not has_more or oldest < oldest_allowed or (past_watermark and not learned):
-                break
-            cursor = next_cursor or page[-1].id
-        if newest is not None:
-            await self._advance_watermark(newest)
+        watermark, resume = await self._db.read(_sweep_state)
+        walk = await self._walk(report, watermark, resume)
+        await self._db.write(lambda conn: _record_walk(conn, walk))
         if report.adopted:
             log.info(
                 "sweep adopted %d job%s created elsewhere (%d seen, %d changed, %d page%s)",
@@ -109,15 +92,33 @@ class Reconciler:
             )
         return report
 
-    async def _advance_watermark(self, newest: datetime) -> None:
+    async def _walk(
+        self, report: SweepReport, watermark: datetime | None, resume: _Walk | None
+    ) -> _Walk:
         now = utcnow()
-
-        def advance(conn: Connection) -> None:
-            current = parse_timestamp(gateway.get_state(conn, WATERMARK_KEY))
-            if current is None or newest > current:
-                gateway.set_state(conn, WATERMARK_KEY, newest.isoformat(), now)
-
-        await self._db.write(advance)
+        oldest_allowed = now - self._config.lookback
+        walk = resume or _Walk()
+        followed: set[str] = set()
+        for _ in range(self._config.max_pages):
+            page, has_more, next_cursor = await self._aurous.list_generations(
+                starting_after=walk.cursor, limit=self._config.page_size
+            )
+            report.pages += 1
+            if not page:  # more to come, yet none now: asked again where it stopped
+                return walk.ending(True) if not has_more else walk
+            times = _creation_times(page, now)
+            if times:
+                walk.newest = max(walk.newest, times[0]) if walk.newest else times[0]
+            learned = await self._observe(page, report)
+            last = min(times, default=now)
+            past_watermark = watermark is None or last < watermark
+            if not has_more or last < oldest_allowed or (past_watermark and not learned):
+                return walk.ending(True)
+            walk.cursor = next_cursor or page[-1].id
+            if walk.cursor in followed:
+                return walk.ending(False)  # Aurous led back to a page already read
+            followed.add(walk.cursor)
+        return walk  # cut by the page limit: the next sweep goes on from here
 
     async def _observe(
         self, generations: Sequence[GenerationResponse], report: SweepReport
@@ -136,7 +137,13 @@ class Reconciler:
         """Poll every running job whose next poll is due, batch after batch."""
         report = PollReport()
         while claimed := await self._db.write(self._claim_due_polls):
-            await asyncio.gather(*(self._poll(claim, report) for claim in claimed))
+            polls = (self._poll(claim, report) for claim in claimed)
+            ends = await asyncio.gather(*polls, return_exceptions=True)
+            for claim, end in zip(claimed, ends, strict=True):
+                if isinstance(end, Exception):  # a bug: the others still end their polls
+                    log.error("polling %s failed", claim.id, exc_info=end)
+                elif isinstance(end, BaseException):
+                    raise end
         return report
 
     def _claim_due_polls(self, conn: Connection) -> list[PollClaim]:
@@ -167,3 +174,57 @@ class Reconciler:
                     conn, claim.id, self._replica.owner, next_poll_at=retry_at
                 )
             )
+
+
+def _creation_times(page: Sequence[GenerationResponse], now: datetime) -> list[datetime]:
+    """The page's creation times, newest first whatever order it lists them in; none later
+    than now (a clock far ahead must not pin the watermark in the future)."""
+    times = (parse_timestamp(g.created_at) for g in page)
+    return sorted((min(t, now) for t in times if t is not None), reverse=True)
+
+
+@dataclass
+class _Walk:
+    """Where a sweep's walk is: the page to read next, the newest job it saw, how it ended."""
+
+    cursor: str | None = None
+    newest: datetime | None = None
+    ended: bool | None = None  # True: to its end; False: stuck (led back to a page read)
+
+    def ending(self, complete: bool) -> _Walk:
+        self.ended = complete
+        return self
+
+    def text(self) -> str:
+        newest = self.newest.isoformat() if self.newest else None
+        return json.dumps({"cursor": self.cursor, "newest": newest})
+
+    @classmethod
+    def parse(cls, text: str | None) -> _Walk | None:
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("cursor"), str):
+            return None
+        return cls(data["cursor"], parse_timestamp(data.get("newest")))
+
+
+def _sweep_state(conn: Connection) -> tuple[datetime | None, _Walk | None]:
+    watermark = parse_timestamp(gateway.get_state(conn, WATERMARK_KEY))
+    return watermark, _Walk.parse(gateway.get_state(conn, RESUME_KEY))
+
+
+def _record_walk(conn: Connection, walk: _Walk) -> None:
+    """An ended walk moves the watermark to its newest job; a cut one is taken up where it
+    stopped; a stuck one starts again from the top next time, the watermark unmoved."""
+    now = utcnow()
+    if walk.ended is None:
+        gateway.set_state(conn, RESUME_KEY, walk.text(), now)
+        return
+    gateway.set_state(conn, RESUME_KEY, "", now)
+    if not walk.ended:
+        return
+    current = parse_timestamp(gateway.get_state(conn, WATERMARK_KEY))
+    if walk.newest is not None and (current is None or walk.newest > current):
+        gateway.set_state(conn, WATERMARK_KEY, walk.newest.isoformat(), now)

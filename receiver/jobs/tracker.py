@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-from receiver.aurous import AurousClient
+from receiver.aurous import AurousClient, AurousError
 from receiver.errors import ReceiverError
 from receiver.generation import GenerationResponse
 from receiver.jobs.lifecycle import JobChanges, Observation, ObservationResult, plan, tracked_job
@@ -158,6 +158,9 @@ class JobTracker:
         if self._aurous is None:
             raise ReceiverError(503, "not_configured", "AUROUS_API_KEY is not set")
         generation = await self._aurous.get_generation(job_id)
+        if generation.id != job_id:  # recording it would leave the job asked about due
+            message = f"asked about {job_id}, Aurous answered about {generation.id[:200]}"
+            raise AurousError(502, "server_error", "invalid_response", message)
         results = await self.observe([Observation(generation, source, utcnow())])
         return generation, results
 

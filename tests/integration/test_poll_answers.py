@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from receiver.generation import GenerationError, GenerationResponse, decode_generation
 from receiver.jobs.lifecycle import Observation
-from receiver.jobs.reconcile import Reconciler
+from receiver.jobs.reconcile import ReconcileConfig, Reconciler
 from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from storage import gateway
@@ -85,3 +87,83 @@ async def test_a_slow_poll_keeps_its_lease_so_no_other_replica_polls_the_job(db_
         await db.dispose()
 
     assert (report.polled, meanwhile.polled, aurous.calls) == (1, 0, 1)
+
+
+class _AnswersAboutAnotherJob:
+    calls = 0
+
+    async def get_generation(self, job_id: str) -> GenerationResponse:
+        self.calls += 1
+        return decode_generation(json.dumps(generation("img_someone_else", "processing")).encode())
+
+
+async def test_a_poll_answered_about_another_job_backs_off_and_adopts_nothing(
+    db_url: str,
+) -> None:
+    """The job asked about stayed due and was claimed again at once: one poll round spent the
+    whole GET budget on it."""
+    db = Database(db_url)
+    aurous: Any = _AnswersAboutAnotherJob()
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    running = generation("img_asked", "processing", created_at=an_hour_ago.isoformat())
+    try:
+        await tracker.observe(
+            [Observation(decode_generation(json.dumps(running).encode()), Source.API, an_hour_ago)]
+        )
+        report = await asyncio.wait_for(
+            Reconciler(Replica(db, tracker, "replica-a"), aurous).poll_due(), timeout=10
+        )
+        stray = await db.read(lambda conn: gateway.get_job(conn, "img_someone_else"))
+    finally:
+        await db.dispose()
+
+    assert (report.failed, aurous.calls, stray) == (1, 1, None)
+
+
+class _ListsJobs:
+    """GET /v1/images over `jobs` (newest first), `limit` at a time; with `empty_page`, the
+    first page after the first comes back empty once, though more are said to follow."""
+
+    def __init__(self, jobs: list[dict[str, Any]], empty_page: bool = False) -> None:
+        self.jobs, self.empty_page, self.lists = jobs, empty_page, 0
+
+    async def list_generations(
+        self, *, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[GenerationResponse], bool, str | None]:
+        self.lists += 1
+        start = 0 if starting_after is None else int(starting_after)
+        if self.empty_page and start > 0:
+            self.empty_page = False
+            return [], True, starting_after
+        page = self.jobs[start : start + limit]
+        more = start + limit < len(self.jobs)
+        decoded = [decode_generation(json.dumps(job).encode()) for job in page]
+        return decoded, more, str(start + limit) if more else None
+
+
+@pytest.mark.parametrize("empty_page", [False, True])
+async def test_a_sweep_cut_short_leaves_no_job_behind(db_url: str, empty_page: bool) -> None:
+    """A sweep stopped by its page limit (or by an empty page that says more follow) did not
+    read the older jobs: the next sweeps still reach them."""
+    now = datetime.now(UTC)
+    jobs = [
+        generation(
+            f"img_swept{n:02d}", "succeeded", created_at=(now - timedelta(minutes=n)).isoformat()
+        )
+        for n in range(30)
+    ]
+    db = Database(db_url)
+    aurous: Any = _ListsJobs(jobs, empty_page)
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    sweeps = Reconciler(
+        Replica(db, tracker, "replica-a"), aurous, ReconcileConfig(page_size=5, max_pages=3)
+    )
+    try:
+        for _ in range(12):
+            await sweeps.sweep()
+        known = await db.read(lambda conn: gateway.count_jobs_by_status(conn))
+    finally:
+        await db.dispose()
+
+    assert known == {"succeeded": 30}
