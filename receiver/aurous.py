@@ -9,6 +9,7 @@ from a shared per-minute budget that also slows down when X-RateLimit-Remaining 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ endpoints); generations are decoded into typed structs instead."""
 
 _RETRYABLE_TYPES = {"rate_limit", "server_error"}
 _LOW_REMAINING = 0.05  # below 5% of the bucket left, spread requests out
+_LONGEST_PAUSE_S = 300.0  # a longer Retry-After is waited in turns of this
 
 
 class AurousError(ReceiverError):
@@ -97,11 +99,16 @@ def _error_from(response: httpx.Response) -> AurousError:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, at most `_LONGEST_PAUSE_S`: every call to Aurous waits with the one
+    that was told, so a day (or "1e400") must not stop polls, creates and downloads."""
     value = response.headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), _LONGEST_PAUSE_S)
 
 
 class RateBudget:
@@ -275,7 +282,10 @@ class AurousClient:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> RawJson:
         response = await self._request(method, path, **kwargs)
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
         if not isinstance(data, dict):
             raise AurousError(
                 response.status_code,
@@ -324,7 +334,7 @@ class AurousClient:
                 headers={**self._headers, **(headers or {})},
                 **kwargs,
             )
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # no answer, or one that could not be read
             raise AurousError(0, "network", "network_error", f"{method} {path}: {exc!r}") from None
         if response.is_success:
             return response

@@ -167,3 +167,28 @@ async def test_undecodable_error_bodies_still_raise_cleanly() -> None:
         await client_for(handler, FakeClock()).balance()
     assert caught.value.type == "server_error"
     assert json.dumps(caught.value.message)
+
+
+@pytest.mark.parametrize(("said", "waited"), [("86400", 300.0), ("1e400", 1.0), ("-5", 1.0)])
+async def test_a_retry_after_beyond_reason_pauses_for_a_bounded_time(
+    said: str, waited: float
+) -> None:
+    """Every call to Aurous waits with the one that was told: a day, or infinity, would stop
+    polls, creates and downloads for that long."""
+    clock = FakeClock()
+    answers = [envelope(429, "rate_limit", "too_many_requests", **{"Retry-After": said})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json=GEN)
+
+    await client_for(handler, clock).get_generation("img_1")
+    assert clock.now == pytest.approx(waited, abs=0.01)
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_network_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"not gzip", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(AurousError) as caught:
+        await client_for(handler, FakeClock()).get_generation("img_1")
+    assert caught.value.type == "network" and caught.value.retryable
