@@ -170,8 +170,10 @@ def _aurous_client(settings: Settings) -> AurousClient | None:
 
 
 async def check_startable(settings: Settings) -> None:
-    """What would stop `open_runtime`, found without starting anything: a schema behind the
-    code, or a master key other than the one the database's secrets are sealed with."""
+    """What would stop `open_runtime`, found without starting anything: a blob store URL it
+    cannot use, a schema behind the code, or a master key other than the one the database's
+    secrets are sealed with."""
+    BlobStore.from_url(settings.media_url)  # an unusable RECEIVER_MEDIA_URL says so now
     db = Database(settings.database_url)
     try:
         await _check_migrated(db)

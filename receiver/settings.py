@@ -5,11 +5,14 @@ The object is passed to `create_app` and the CLI commands; nothing reads the env
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["Settings", "SettingsError", "parse_duration"]
 
@@ -115,18 +118,32 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _positive_int(raw: str) -> int:
+def _positive_int(raw: str, most: int = 10**9) -> int:
     value = int(raw)
     if value <= 0:
         raise SettingsError("must be a positive integer")
+    if value > most:
+        raise SettingsError(f"must be at most {most}")
     return value
 
 
-def _positive_float(raw: str) -> float:
+def _positive_float(raw: str, most: float = 10.0**9) -> float:
     value = float(raw)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise SettingsError("must be a positive number")
+    if value > most:
+        raise SettingsError(f"must be at most {most:g}")
     return value
+
+
+def _at_most(most: int) -> Callable[[str], int]:
+    return lambda raw: _positive_int(raw, most)
+
+
+def _version(raw: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        raise SettingsError("must be a date, as Aurous versions are (e.g. 2026-05-15)")
+    return raw
 
 
 def _bool(raw: str) -> bool:
@@ -144,8 +161,17 @@ def _csv(raw: str) -> tuple[str, ...]:
 def _base_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise SettingsError("must start with http:// or https://")
+    try:
+        host = urlsplit(raw).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise SettingsError("must name a host")
     return raw.rstrip("/")
 
+
+_YEAR_S = 365 * 86_400  # every duration fits a clock and a column
+_WEEK_S = 7 * 86_400  # S3 signs a link for at most this long
 
 _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "data_dir": ("RECEIVER_DATA_DIR", Path),
@@ -153,33 +179,33 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "media_url": ("RECEIVER_MEDIA_URL", str),
     "aurous_api_key": ("AUROUS_API_KEY", str),
     "aurous_base_url": ("AUROUS_BASE_URL", _base_url),
-    "aurous_version": ("AUROUS_VERSION", str),
+    "aurous_version": ("AUROUS_VERSION", _version),
     "bootstrap_secrets": ("AUROUS_WEBHOOK_SECRET", _csv),
     "admin_token": ("RECEIVER_ADMIN_TOKEN", str),
     "master_key": ("RECEIVER_MASTER_KEY", str),
-    "signature_tolerance_s": ("RECEIVER_SIGNATURE_TOLERANCE_S", _positive_int),
-    "max_body_bytes": ("RECEIVER_MAX_BODY_BYTES", _positive_int),
-    "output_ttl_s": ("RECEIVER_OUTPUT_TTL_S", _positive_int),
+    "signature_tolerance_s": ("RECEIVER_SIGNATURE_TOLERANCE_S", _at_most(_YEAR_S)),
+    "max_body_bytes": ("RECEIVER_MAX_BODY_BYTES", _at_most(2**31 - 1)),
+    "output_ttl_s": ("RECEIVER_OUTPUT_TTL_S", _at_most(_YEAR_S)),
     "poll_budget_per_min": ("RECEIVER_POLL_BUDGET_PER_MIN", _positive_int),
     "tick_s": ("RECEIVER_TICK_S", _positive_float),
     "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _positive_float),
     "archive_concurrency": ("RECEIVER_ARCHIVE_CONCURRENCY", _positive_int),
-    "max_output_bytes": ("RECEIVER_MAX_OUTPUT_BYTES", _positive_int),
-    "lease_s": ("RECEIVER_LEASE_S", _positive_int),
-    "create_repair_after_s": ("RECEIVER_CREATE_REPAIR_AFTER_S", _positive_int),
+    "max_output_bytes": ("RECEIVER_MAX_OUTPUT_BYTES", _at_most(2**50)),
+    "lease_s": ("RECEIVER_LEASE_S", _at_most(_YEAR_S)),
+    "create_repair_after_s": ("RECEIVER_CREATE_REPAIR_AFTER_S", _at_most(_YEAR_S)),
     "download_hosts": ("RECEIVER_DOWNLOAD_HOSTS", _csv),
     "log_format": ("RECEIVER_LOG_FORMAT", str),
     "public_url": ("RECEIVER_PUBLIC_URL", _base_url),
-    "link_ttl_s": ("RECEIVER_LINK_TTL_S", _positive_int),
-    "destination_disable_after_s": ("RECEIVER_DESTINATION_DISABLE_AFTER_S", _positive_int),
-    "event_retention_days": ("RECEIVER_EVENT_RETENTION_DAYS", _positive_int),
+    "link_ttl_s": ("RECEIVER_LINK_TTL_S", _at_most(_WEEK_S)),
+    "destination_disable_after_s": ("RECEIVER_DESTINATION_DISABLE_AFTER_S", _at_most(_YEAR_S)),
+    "event_retention_days": ("RECEIVER_EVENT_RETENTION_DAYS", _at_most(36_500)),
     "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _positive_float),
-    "session_ttl_s": ("RECEIVER_SESSION_TTL_S", _positive_int),
+    "session_ttl_s": ("RECEIVER_SESSION_TTL_S", _at_most(_YEAR_S)),
     "cookie_secure": ("RECEIVER_COOKIE_SECURE", _bool),
     "max_connections": ("RECEIVER_MAX_CONNECTIONS", _positive_int),
     "max_header_bytes": ("RECEIVER_MAX_HEADER_BYTES", _positive_int),
     "header_timeout_s": ("RECEIVER_HEADER_TIMEOUT_S", _positive_float),
     "body_timeout_s": ("RECEIVER_BODY_TIMEOUT_S", _positive_float),
-    "keepalive_s": ("RECEIVER_KEEPALIVE_S", _positive_int),
+    "keepalive_s": ("RECEIVER_KEEPALIVE_S", _at_most(_YEAR_S)),
     "body_buffer_bytes": ("RECEIVER_BODY_BUFFER_BYTES", _positive_int),
 }

@@ -42,6 +42,16 @@ def test_environment_is_read_once_into_the_object() -> None:
         ("RECEIVER_MAX_BODY_BYTES", "-1"),
         ("RECEIVER_LOG_FORMAT", "xml"),
         ("AUROUS_BASE_URL", "ftp://x"),
+        # values past any clock, column or what S3 signs: a 500 or a traceback later
+        ("RECEIVER_OUTPUT_TTL_S", "99999999999999"),
+        ("RECEIVER_LEASE_S", "99999999999999"),
+        ("RECEIVER_LINK_TTL_S", "691200"),
+        ("RECEIVER_EVENT_RETENTION_DAYS", "99999999"),
+        ("RECEIVER_TICK_S", "nan"),
+        ("RECEIVER_HEADER_TIMEOUT_S", "inf"),
+        ("RECEIVER_SWEEP_INTERVAL_S", "1e400"),
+        ("AUROUS_BASE_URL", "https://"),
+        ("AUROUS_VERSION", "latest"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
