@@ -35,7 +35,15 @@ if TYPE_CHECKING:
     from obstore import Attributes, GetOptions, GetResult
     from obstore.store import ClientConfig, ObjectStore, S3Config
 
-__all__ = ["BlobInfo", "BlobNotFound", "BlobStore", "BlobStoreError", "key_for"]
+__all__ = [
+    "BlobInfo",
+    "BlobNotFound",
+    "BlobStore",
+    "BlobStoreError",
+    "BlobStoreUnavailable",
+    "key_for",
+    "servable_type",
+]
 
 _MiB = 1024 * 1024
 # Bigger files go multipart: a single put holds the whole body in memory.
@@ -51,12 +59,40 @@ _URL_FORMS = "file:///abs/path, s3://bucket/prefix or memory://"
 _S3_CLIENT: ClientConfig = {"connect_timeout": "10s", "timeout": "30min"}
 
 
+# What an Aurous output can be. Anything else (HTML, SVG, scripts: whatever an upstream or an
+# attacker between us and it claimed) is kept and served as an opaque download, never rendered
+# in the dashboard's origin, nor by a bucket answering a presigned link.
+SAFE_MEDIA_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/gif",
+        "image/avif",
+        "video/mp4",
+        "video/webm",
+        "video/quicktime",
+    }
+)
+OPAQUE = "application/octet-stream"
+
+
+def servable_type(content_type: str | None) -> str:
+    """The stored type if it is one an output can be, else an opaque download."""
+    essence = (content_type or "").split(";", 1)[0].strip().lower()
+    return essence if essence in SAFE_MEDIA_TYPES else OPAQUE
+
+
 class BlobStoreError(ValueError):
     """A bad store URL or hash, or a source file that changed while being stored."""
 
 
 class BlobNotFound(BlobStoreError):
     """No blob is stored under the hash."""
+
+
+class BlobStoreUnavailable(Exception):
+    """The store could not be read just now (S3 down, credentials refused, a disk error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +157,11 @@ class BlobStore:
         """Store `path` as the blob `sha256` unless it exists; True if this call wrote it."""
         key = key_for(sha256)
         attributes: Attributes | None = None
-        if content_type and self._keeps_types:
-            attributes = {"Content-Type": content_type}
+        if self._keeps_types:  # a presigned link is answered by the store, with these
+            servable = servable_type(content_type)
+            attributes = {"Content-Type": servable}
+            if servable == OPAQUE:
+                attributes["Content-Disposition"] = "attachment"
         source = await asyncio.to_thread(path.open, "rb")
         try:
             size = os.fstat(source.fileno()).st_size
@@ -253,11 +292,14 @@ class BlobStore:
 
     async def _get(self, sha256: str, options: GetOptions) -> GetResult:
         import obstore as obs
+        from obstore.exceptions import BaseError
 
         try:
             return await obs.get_async(self._store, key_for(sha256), options=options)
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {sha256} in {self._location}") from None
+        except (BaseError, OSError) as err:
+            raise BlobStoreUnavailable(f"{self._location} could not be read: {err}") from None
 
 
 async def _chunks_of(source: IO[bytes], size: int) -> AsyncIterator[bytes]:

@@ -59,13 +59,15 @@ def archive_verify(ctx: click.Context) -> None:
 
 
 async def _check_blob(blobs: Any, sha256: str, size: int | None) -> str | None:
-    from storage.blobs import BlobNotFound
+    from storage.blobs import BlobNotFound, BlobStoreUnavailable
 
     try:
         actual = await blobs.rehash(sha256)
         info = await blobs.head(sha256)
     except BlobNotFound:
         return "missing"
+    except BlobStoreUnavailable as error:  # said for this blob; the others are still checked
+        return f"unreadable: {error}"
     if actual != sha256:
         return f"corrupt: content hashes to {actual}"
     if info is not None and size is not None and info.size != size:

@@ -13,9 +13,11 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path, PosixPath
 from typing import Any
 
+import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 import pytest
 
@@ -91,6 +93,27 @@ async def test_put_then_head_read_list_rehash(backend: Backend, tmp_path: Path, 
     assert await read_all(backend.store, sha) == data
     assert await listed(backend.store) == [(sha, size)]
     assert await backend.store.rehash(sha) == sha
+
+
+async def test_a_type_an_output_cannot_be_is_stored_as_an_opaque_attachment(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """A presigned link is answered by the bucket with the stored headers: an HTML "output"
+    must not render there."""
+    if backend.name == "local":
+        pytest.skip("a local store keeps no types: the service serves it, as an attachment")
+    path, sha = write(tmp_path, b"<script>alert(document.domain)</script>")
+    await backend.store.put_file(path, sha, "text/html")
+    assert await backend.store.head(sha) == BlobInfo(
+        path.stat().st_size, "application/octet-stream"
+    )
+    if backend.moto is not None:
+        url = await backend.store.signed_url(sha, timedelta(minutes=5))
+        assert url is not None
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(url)
+        assert answer.headers["content-type"] == "application/octet-stream"
+        assert answer.headers["content-disposition"] == "attachment"
 
 
 async def test_keys_are_content_addressed_under_the_root(backend: Backend, tmp_path: Path) -> None:

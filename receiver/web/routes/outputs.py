@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, get
@@ -14,29 +15,13 @@ from receiver.relay.links import LINK_PREFIX
 from receiver.runtime import Runtime, RuntimeDep
 from receiver.web.http import api_get
 from storage import gateway
+from storage.blobs import BlobNotFound, BlobStoreUnavailable, servable_type
 from storage.states import OutputState
 
 __all__ = ["follow_link", "get_output"]
 
 _MAX_OUTPUTS = 10_000  # far above any real job; keeps absurd indexes away from the database
 _RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")  # ASCII digits, below 2**63
-# What an Aurous output can be. Anything else (HTML, SVG, scripts: whatever an upstream or an
-# attacker between us and it claimed) is served as an opaque download, never rendered in the
-# dashboard's origin.
-SAFE_MEDIA_TYPES = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/webp",
-        "image/gif",
-        "image/avif",
-        "video/mp4",
-        "video/webm",
-        "video/quicktime",
-    }
-)
-
-
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """[start, end) for a single satisfiable `Range`, None for the whole body."""
     if not header or "," in header:
@@ -108,7 +93,7 @@ async def stream_output(
     size = output.size or 0
     span = byte_range(request.headers.get("range"), size)
     start, end = span or (0, size)
-    media_type = safe_media_type(output.content_type)
+    media_type = servable_type(output.content_type)
     headers = {
         "ETag": f'"{output.sha256}"',
         "Accept-Ranges": "bytes",
@@ -121,14 +106,29 @@ async def stream_output(
     if span:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return Stream(
-        runtime.blobs.read(output.sha256, start, end),
+        await _opened(runtime.blobs.read(output.sha256, start, end), job_id, index),
         status_code=206 if span else 200,
         media_type=media_type,
         headers=headers,
     )
 
 
-def safe_media_type(content_type: str | None) -> str:
-    """The stored type if it is one an output can be, else an opaque download."""
-    essence = (content_type or "").split(";", 1)[0].strip().lower()
-    return essence if essence in SAFE_MEDIA_TYPES else "application/octet-stream"
+async def _opened(chunks: AsyncIterator[bytes], job_id: str, index: int) -> AsyncIterator[bytes]:
+    """The bytes, once the store has begun to give them: a blob that is missing, or a store
+    that cannot be read, is an error answer, not a 200 whose body breaks off."""
+    try:
+        first = await anext(chunks, b"")
+    except BlobNotFound:
+        message = f"output {index} of {job_id} is archived, but its bytes are not in the store"
+        raise ReceiverError(
+            404, "output_missing", message + "; `aurous-receiver archive verify` lists them"
+        ) from None
+    except BlobStoreUnavailable as error:
+        raise ReceiverError(503, "store_unavailable", str(error)[:300]) from None
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
