@@ -166,11 +166,15 @@ class BlobStore:
         try:
             size = os.fstat(source.fileno()).st_size
             if size <= _PART_SIZE:
-                return await self._put_whole(key, source, size, attributes)
-            return await self._put_multipart(key, source, size, attributes)
+                written = await self._put_whole(key, source, size, attributes)
+            else:
+                written = await self._put_multipart(key, source, size, attributes)
         finally:
             # Also dooms an upload that outlives a cancelled caller: its next read fails.
             source.close()
+        if written and self._root is not None:  # the caller records it as archived next
+            await asyncio.to_thread(_make_durable, self._root / key)
+        return written
 
     async def adopt_file(self, path: Path, sha256: str, content_type: str | None = None) -> bool:
         """Move a finished file into the store (the caller gives it up: `path` is gone after).
@@ -341,17 +345,37 @@ def _link_into_place(source: Path, final: Path) -> bool:
     staging copy to leave behind. Flushed to disk first: the caller records it as archived."""
     with source.open("rb") as handle:
         os.fsync(handle.fileno())
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders(final.parent)
     try:
         os.link(source, final)
     except FileExistsError:
         return False
-    directory = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    _fsync_folder(final.parent)
     return True
+
+
+def _make_durable(stored: Path) -> None:
+    """A file the store wrote (it does not flush) on disk, with the folders that name it."""
+    with stored.open("rb") as handle:
+        os.fsync(handle.fileno())
+    for folder in (stored.parent, stored.parent.parent, stored.parent.parent.parent):
+        _fsync_folder(folder)
+
+
+def _make_folders(folder: Path) -> None:
+    """`folder` and its missing parents, each made durable in the folder that holds it."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for made in reversed(missing):
+        _fsync_folder(made.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _open_s3(url: str, parts: SplitResult, env: Mapping[str, str]) -> BlobStore:

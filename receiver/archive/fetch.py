@@ -108,7 +108,7 @@ async def download(
     resumes: int = 5,
 ) -> Downloaded:
     """Fetch `url` into `spool`, continuing a partial spool left by an earlier attempt."""
-    state = _Spool.open(spool)
+    state = await asyncio.to_thread(_Spool.open, spool)  # it hashes what an attempt left
     try:
         if state.whole:  # a crash came after the last byte: nothing left to ask the server
             return state.result()
