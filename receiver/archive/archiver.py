@@ -190,13 +190,16 @@ class Archiver:
 
     async def _download(self, url: str, output_id: int) -> Downloaded:
         spool = self._config.spool_dir / f"output-{output_id}.part"
-        if self._budget is not None:
-            await self._budget.wait_unpaused()
         return await self._fetch(url, spool)
 
     async def _fetch(self, url: str, spool: Path) -> Downloaded:
         return await download(
-            self._http, url, spool, policy=self._config.policy, max_bytes=self._config.max_bytes
+            self._http,
+            url,
+            spool,
+            policy=self._config.policy,
+            max_bytes=self._config.max_bytes,
+            ready=self._budget.wait_unpaused if self._budget is not None else None,
         )
 
     async def _store(self, row: OutputRecord, result: Downloaded, outcome: ArchiveOutcome) -> None:

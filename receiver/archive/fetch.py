@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -106,15 +107,17 @@ async def download(
     policy: HostPolicy,
     max_bytes: int,
     resumes: int = 5,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> Downloaded:
-    """Fetch `url` into `spool`, continuing a partial spool left by an earlier attempt."""
+    """Fetch `url` into `spool`, continuing a partial spool left by an earlier attempt.
+    `ready` is awaited right before each request (a pause Aurous asked for)."""
     state = await asyncio.to_thread(_Spool.open, spool)  # it hashes what an attempt left
     try:
         if state.whole:  # a crash came after the last byte: nothing left to ask the server
             return state.result()
         for _ in range(resumes + 1):
             try:
-                complete = await _fetch_into(http, url, state, policy, max_bytes)
+                complete = await _fetch_into(http, url, state, policy, max_bytes, ready)
             except (httpx.TransportError, httpx.StreamError):
                 complete = False  # cut mid-way: resume from what we have
             except _Whole:
@@ -258,12 +261,17 @@ class _Spool:
 
 
 async def _fetch_into(
-    http: httpx.AsyncClient, url: str, spool: _Spool, policy: HostPolicy, max_bytes: int
+    http: httpx.AsyncClient,
+    url: str,
+    spool: _Spool,
+    policy: HostPolicy,
+    max_bytes: int,
+    ready: Callable[[], Awaitable[None]] | None,
 ) -> bool:
     headers = {"Accept-Encoding": "identity"}
     if spool.size:
         headers["Range"] = f"bytes={spool.size}-"
-    response = await _open(http, url, headers, policy)
+    response = await _open(http, url, headers, policy, ready)
     try:
         expected = _expected_total(response, spool)
         if expected is not None and expected > max_bytes:
@@ -304,10 +312,16 @@ def _content_range(value: str) -> tuple[int, int | None]:
 
 
 async def _open(
-    http: httpx.AsyncClient, url: str, headers: dict[str, str], policy: HostPolicy
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    policy: HostPolicy,
+    ready: Callable[[], Awaitable[None]] | None,
 ) -> httpx.Response:
     for _ in range(_MAX_REDIRECTS + 1):
         await policy.check(url)
+        if ready is not None:
+            await ready()
         request = http.build_request("GET", url, headers=headers)
         response = await http.send(request, stream=True, follow_redirects=False)
         if response.is_redirect and "location" in response.headers:
