@@ -21,7 +21,7 @@ from receiver.aurous import AurousClient, RateBudget
 from receiver.gauges import Gauges
 from receiver.ids import new_id
 from receiver.jobs.creation import JobCreator
-from receiver.jobs.reconcile import Reconciler
+from receiver.jobs.reconcile import ReconcileConfig, Reconciler
 from receiver.jobs.replica import Replica
 from receiver.jobs.tracker import JobTracker
 from receiver.metrics import Metrics
@@ -224,7 +224,8 @@ def _build(
     )
     budget = aurous.budget if aurous else None
     archiver = Archiver(replica, blobs, http, archive, budget=budget)
-    reconciler = Reconciler(replica, aurous) if aurous else None
+    sweeps = ReconcileConfig(sweep_every=timedelta(seconds=settings.sweep_interval_s))
+    reconciler = Reconciler(replica, aurous, sweeps) if aurous else None
     audit = Audit(replica, aurous, AuditConfig.from_settings(settings)) if aurous else None
     background = settings.background
     intake = Intake(

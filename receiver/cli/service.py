@@ -74,6 +74,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, migrate: bool)
     else:  # each worker builds its app from the environment: hand it what was decided here
         os.environ["RECEIVER_PUBLIC_URL"] = str(settings.public_url)
         os.environ["RECEIVER_COOKIE_SECURE"] = "true" if settings.cookie_secure else "false"
+        # Aurous counts the calls of all of them against one allowance: each gets its share
+        share = max(1, settings.poll_budget_per_min // workers)
+        os.environ["RECEIVER_POLL_BUDGET_PER_MIN"] = str(share)
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -143,7 +146,7 @@ def sync(ctx: click.Context) -> None:
         runtime = await open_runtime(settings_from(ctx), needs_aurous=True)
         try:
             click.echo("sweeping the job list…", err=True)
-            sweep = await runtime.reconciler.sweep()
+            sweep = await runtime.reconciler.sweep(force=True)
             click.echo(
                 f"sweep: {sweep.pages} pages, {sweep.seen} jobs seen, "
                 f"{sweep.adopted} adopted, {sweep.changed} changed"

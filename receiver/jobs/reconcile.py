@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "sweep.watermark"
 RESUME_KEY = "sweep.resume"  # where a walk cut short by its page limit goes on
+SWEEP_LEASE_KEY = "sweep.lease"
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ReconcileConfig:
     lookback: timedelta = timedelta(hours=48)  # a sweep never walks further back
     poll_batch: int = 20  # due polls claimed at once
     poll_concurrency: int = 4
+    sweep_every: timedelta = timedelta(seconds=60)  # one sweep in this long, whoever makes it
 
 
 class Reconciler:
@@ -70,16 +72,20 @@ class Reconciler:
         self._config = config or ReconcileConfig()
         self._poll_slots = asyncio.Semaphore(self._config.poll_concurrency)
 
-    async def sweep(self) -> SweepReport:
+    async def sweep(self, *, force: bool = False) -> SweepReport:
         """Walk the list newest first until a page older than the last sweep's newest job
         teaches nothing new (no unknown job, no status change). Jobs are listed by about two
         sweeps, so the list costs about one GET per 50 jobs; running jobs further back are
         the targeted polls' business. A walk its page limit cuts short is taken up where it
-        stopped by the next sweep; the watermark moves only when a walk has ended."""
+        stopped by the next sweep; the watermark moves only when a walk has ended. One sweep
+        an interval among replicas (a lease); `force` (a manual sync) sweeps regardless."""
         report = SweepReport()
+        if not force and not await self._hold_sweep():
+            return report  # another replica (or worker) swept within the interval
         watermark, resume = await self._db.read(_sweep_state)
-        walk = await self._walk(report, watermark, resume)
-        await self._db.write(lambda conn: _record_walk(conn, walk))
+        walk = await self._walk(report, watermark, resume, force=force)
+        if walk is not None:
+            await self._db.write(lambda conn: _record_walk(conn, walk))
         if report.adopted:
             log.info(
                 "sweep adopted %d job%s created elsewhere (%d seen, %d changed, %d page%s)",
@@ -92,9 +98,17 @@ class Reconciler:
             )
         return report
 
+    async def _hold_sweep(self) -> bool:
+        """Take or extend the sweep lease for an interval; False if another replica has it."""
+        now, owner = utcnow(), self._replica.owner
+        until = now + self._config.sweep_every
+        return await self._db.write(
+            lambda conn: gateway.take_lease(conn, SWEEP_LEASE_KEY, owner, now, until)
+        )
+
     async def _walk(
-        self, report: SweepReport, watermark: datetime | None, resume: _Walk | None
-    ) -> _Walk:
+        self, report: SweepReport, watermark: datetime | None, resume: _Walk | None, *, force: bool
+    ) -> _Walk | None:
         now = utcnow()
         oldest_allowed = now - self._config.lookback
         walk = resume or _Walk()
@@ -118,6 +132,8 @@ class Reconciler:
             if walk.cursor in followed:
                 return walk.ending(False)  # Aurous led back to a page already read
             followed.add(walk.cursor)
+            if not force and not await self._hold_sweep():
+                return None  # a long walk whose lease another replica took: it sweeps now
         return walk  # cut by the page limit: the next sweep goes on from here
 
     async def _observe(
