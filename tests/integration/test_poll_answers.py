@@ -167,3 +167,25 @@ async def test_a_sweep_cut_short_leaves_no_job_behind(db_url: str, empty_page: b
         await db.dispose()
 
     assert known == {"succeeded": 30}
+
+
+async def test_one_sweep_an_interval_among_replicas_and_a_manual_one_regardless(
+    db_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    jobs = [generation(f"img_once{n}", "succeeded", created_at=now.isoformat()) for n in range(3)]
+    db = Database(db_url)
+    aurous: Any = _ListsJobs(jobs)
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    every = ReconcileConfig(sweep_every=timedelta(minutes=1))
+    first, second = (
+        Reconciler(Replica(db, tracker, owner), aurous, every) for owner in ("replica-a", "b")
+    )
+    try:
+        swept = await first.sweep()
+        skipped = await second.sweep()
+        manual = await second.sweep(force=True)
+    finally:
+        await db.dispose()
+
+    assert (swept.pages, skipped.pages, manual.pages) == (1, 0, 1)
