@@ -106,6 +106,8 @@ class Runtime:
             await self.audit.stop()
         await self.archiver.stop()
         await self.pusher.stop()
+        if self.reconciler is not None:
+            await self.reconciler.release()
         if self.aurous is not None:
             await self.aurous.aclose()
         await self.http.aclose()
@@ -138,12 +140,12 @@ async def load_secret_box(db: Database, settings: Settings) -> SecretBox:
 
 
 async def _check_sealed_secrets(db: Database, box: SecretBox) -> None:
-    """For a database sealed before it kept a key check: a key that opens none of its secrets
-    is another key. Secrets only some key opens were sealed under a wrong key by an earlier
-    release; they are left out (each says how to replace it), and the key is kept."""
+    """For a database sealed before it kept a key check: a key that opens fewer of its secrets
+    than it cannot is another key. Secrets the key does not open were sealed under a wrong key
+    by an earlier release; they are left out (each says how to replace it)."""
     opened, unopened = await SecretStore(db, box).sealed_elsewhere()
     opened_too, destinations = await DestinationStore(db, box).sealed_elsewhere()
-    if (unopened or destinations) and not (opened or opened_too):
+    if len(unopened) + len(destinations) > opened + opened_too:
         raise CryptoError(WRONG_MASTER_KEY)
 
 

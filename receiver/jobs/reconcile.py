@@ -98,6 +98,11 @@ class Reconciler:
             )
         return report
 
+    async def release(self) -> None:
+        """Give up the sweep lease (at shutdown): another replica need not wait it out."""
+        owner = self._replica.owner
+        await self._db.write(lambda conn: gateway.release_lease(conn, SWEEP_LEASE_KEY, owner))
+
     async def _hold_sweep(self) -> bool:
         """Take or extend the sweep lease for an interval; False if another replica has it."""
         now, owner = utcnow(), self._replica.owner
@@ -114,12 +119,21 @@ class Reconciler:
         walk = resume or _Walk()
         followed: set[str] = set()
         for _ in range(self._config.max_pages):
-            page, has_more, next_cursor = await self._aurous.list_generations(
-                starting_after=walk.cursor, limit=self._config.page_size
-            )
+            try:
+                page, has_more, next_cursor = await self._aurous.list_generations(
+                    starting_after=walk.cursor, limit=self._config.page_size
+                )
+            except AurousError as error:
+                if walk.cursor is None or error.retryable:
+                    raise
+                log.warning("sweep: no page after %s (%s); from the top next", walk.cursor, error)
+                return walk.ending(False)  # a cursor Aurous no longer knows
             report.pages += 1
-            if not page:  # more to come, yet none now: asked again where it stopped
-                return walk.ending(True) if not has_more else walk
+            if not page:
+                if not has_more:
+                    return walk.ending(True)
+                # more to come, yet none now: asked again where it stopped, once
+                return walk.ending(False) if resume is not None and not followed else walk
             times = _creation_times(page, now)
             if times:
                 walk.newest = max(walk.newest, times[0]) if walk.newest else times[0]

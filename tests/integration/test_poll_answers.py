@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from receiver.aurous import AurousError
 from receiver.generation import GenerationError, GenerationResponse, decode_generation
 from receiver.jobs.lifecycle import Observation
 from receiver.jobs.reconcile import ReconcileConfig, Reconciler
@@ -189,3 +190,41 @@ async def test_one_sweep_an_interval_among_replicas_and_a_manual_one_regardless(
         await db.dispose()
 
     assert (swept.pages, skipped.pages, manual.pages) == (1, 0, 1)
+
+
+async def test_a_resume_cursor_aurous_no_longer_knows_starts_the_sweep_over(
+    db_url: str,
+) -> None:
+    """A walk cut short keeps where it stopped; when Aurous then refuses that cursor (the job
+    was pruned), the next sweep starts from the top instead of failing on it forever."""
+    now = datetime.now(UTC)
+    jobs = [
+        generation(
+            f"img_gone{n:02d}", "succeeded", created_at=(now - timedelta(minutes=n)).isoformat()
+        )
+        for n in range(12)
+    ]
+    db = Database(db_url)
+    aurous: Any = _ListsJobs(jobs)
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    sweeps = Reconciler(
+        Replica(db, tracker, "replica-a"), aurous, ReconcileConfig(page_size=5, max_pages=1)
+    )
+    list_generations = aurous.list_generations
+
+    async def refusing_the_cursor(**kwargs: Any) -> Any:
+        if kwargs.get("starting_after") == "5":
+            raise AurousError(404, "invalid_request", "resource_not_found", "No such job.")
+        return await list_generations(**kwargs)
+
+    try:
+        await sweeps.sweep()  # cut after one page: it would go on after job 5
+        aurous.list_generations = refusing_the_cursor
+        refused = await sweeps.sweep()
+        again = await sweeps.sweep()
+        resume = await db.read(lambda conn: gateway.get_state(conn, "sweep.resume"))
+    finally:
+        await db.dispose()
+
+    assert (refused.pages, again.pages) == (0, 1)  # the next one read the top again
+    assert resume in ("", None) or "img_gone" not in resume
