@@ -32,6 +32,7 @@ __all__ = [
     "AurousError",
     "RateBudget",
     "RawJson",
+    "retry_after_seconds",
 ]
 
 RawJson = dict[str, Any]
@@ -99,9 +100,12 @@ def _error_from(response: httpx.Response) -> AurousError:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait, at most `_LONGEST_PAUSE_S`: every call to Aurous waits with the one
-    that was told, so a day (or "1e400") must not stop polls, creates and downloads."""
-    value = response.headers.get("retry-after")
+    return retry_after_seconds(response.headers.get("retry-after"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` in seconds, at most `_LONGEST_PAUSE_S`: every call to Aurous waits with
+    the one that was told, so a day (or "1e400") must not stop polls, creates and downloads."""
     try:
         seconds = float(value) if value is not None else None
     except ValueError:

@@ -217,8 +217,13 @@ class BlobStore:
         if options is None:
             return
         result = await self._get(sha256, options)
-        async for chunk in result.stream(min_chunk_size=_READ_SIZE):
-            yield chunk
+        from obstore.exceptions import BaseError
+
+        try:
+            async for chunk in result.stream(min_chunk_size=_READ_SIZE):
+                yield chunk
+        except (BaseError, OSError) as err:
+            raise BlobStoreUnavailable(f"{self._location} could not be read: {err}") from None
 
     async def list_hashes(self) -> AsyncIterator[tuple[str, int]]:
         """Every stored blob's hash and size; objects outside the key layout are skipped."""
@@ -358,7 +363,7 @@ def _make_durable(stored: Path) -> None:
     """A file the store wrote (it does not flush) on disk, with the folders that name it."""
     with stored.open("rb") as handle:
         os.fsync(handle.fileno())
-    for folder in (stored.parent, stored.parent.parent, stored.parent.parent.parent):
+    for folder in stored.parents[:4]:  # sha256/ab/cd/, sha256/ab/, sha256/ and the root
         _fsync_folder(folder)
 
 

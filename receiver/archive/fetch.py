@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from receiver.aurous import retry_after_seconds
 from receiver.errors import decode_error_envelope
 from receiver.hosts import is_loopback_name
 
@@ -115,6 +116,8 @@ async def download(
     try:
         if state.whole:  # a crash came after the last byte: nothing left to ask the server
             return state.result()
+        if state.source not in (None, url):  # a fresh URL after a 410: its bytes may differ
+            await state.restart()
         for _ in range(resumes + 1):
             try:
                 complete = await _fetch_into(http, url, state, policy, max_bytes, ready)
@@ -148,6 +151,7 @@ class _Spool:
     size: int  # bytes received, written or still buffered
     content_type: str | None = None
     total: int | None = None  # the output's whole size, once a server has said it
+    source: str | None = None  # the URL the bytes came from
     buffer: list[bytes] = field(default_factory=list)
     buffered: int = 0
     unsynced: int = 0
@@ -170,22 +174,22 @@ class _Spool:
         while chunk := file.read(1 << 20):
             hasher.update(chunk)
             size += len(chunk)
-        content_type, total = _read_meta(path)
+        content_type, total, source = _read_meta(path)
         if os.fstat(file.fileno()).st_nlink > 1:
             total = size  # already linked into the store whole: it must never be truncated
-        return cls(path, file, hasher, size, content_type, total)
+        return cls(path, file, hasher, size, content_type, total, source)
 
     @property
     def whole(self) -> bool:
         return self.total is not None and self.size == self.total
 
-    def remember(self, content_type: str | None, total: int | None) -> None:
+    def remember(self, content_type: str | None, total: int | None, source: str) -> None:
         """Keep what the server said of the output beside the spool: after a crash or a failed
         store, a whole spool is stored as it is, even once its URL has expired."""
-        if (content_type, total) == (self.content_type, self.total):
+        if (content_type, total, source) == (self.content_type, self.total, self.source):
             return
-        self.content_type, self.total = content_type, total
-        meta = json.dumps({"content_type": content_type, "total": total})
+        self.content_type, self.total, self.source = content_type, total, source
+        meta = json.dumps({"content_type": content_type, "total": total, "url": source})
         _meta_path(self.path).write_text(meta)
 
     async def write(self, chunk: bytes) -> None:
@@ -206,6 +210,8 @@ class _Spool:
         await self._wait_for_writer()
         if os.fstat(self.file.fileno()).st_nlink > 1:
             raise DownloadError("the spool is already a stored blob; it is not rewritten")
+        self.content_type = self.total = self.source = None
+        _meta_path(self.path).unlink(missing_ok=True)
         self.buffer, self.buffered = [], 0
         self.file.truncate(0)
         self.file.seek(0)
@@ -276,7 +282,7 @@ async def _fetch_into(
         expected = _expected_total(response, spool)
         if expected is not None and expected > max_bytes:
             raise DownloadError(f"output is {expected} bytes, over the cap", permanent=True)
-        spool.remember(response.headers.get("content-type", spool.content_type), expected)
+        spool.remember(response.headers.get("content-type", spool.content_type), expected, url)
         async for chunk in response.aiter_raw():
             await spool.write(chunk)
             if spool.size > max_bytes:
@@ -351,13 +357,12 @@ def _error(response: httpx.Response) -> DownloadError:
         + (f" {code}" if code else "")
         + (f": {body.message}" if body and body.message else "")
     )
-    retry_after = response.headers.get("retry-after", "")
     return DownloadError(
         message[:300],
         status=status,
         code=code,
         permanent=permanent,
-        retry_after=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
     )
 
 
@@ -371,15 +376,16 @@ def _meta_path(spool: Path) -> Path:
     return spool.with_name(spool.name + ".meta")
 
 
-def _read_meta(spool: Path) -> tuple[str | None, int | None]:
+def _read_meta(spool: Path) -> tuple[str | None, int | None, str | None]:
     try:
         meta = json.loads(_meta_path(spool).read_text())
     except (OSError, ValueError):
-        return None, None
+        return None, None, None
     if not isinstance(meta, dict):
-        return None, None
-    content_type, total = meta.get("content_type"), meta.get("total")
+        return None, None, None
+    content_type, total, source = meta.get("content_type"), meta.get("total"), meta.get("url")
     return (
         content_type if isinstance(content_type, str) else None,
         total if isinstance(total, int) and not isinstance(total, bool) else None,
+        source if isinstance(source, str) else None,
     )

@@ -202,6 +202,26 @@ async def test_a_whole_download_the_store_refused_is_stored_later_though_its_url
     assert list((receiver.root / "spool").iterdir()) == []
 
 
+async def test_a_partial_spool_from_another_url_is_not_continued(receiver: _Receiver) -> None:
+    """Bytes kept from an expired URL are not the start of whatever a fresh URL serves: the
+    download starts over rather than archive a file of both."""
+    old, new = os.urandom(300_000), os.urandom(300_000)
+    await receiver.succeed("img_moved", f"{AUROUS}/o/new")
+    [output] = await receiver.outputs("img_moved")
+    spool = receiver.root / "spool" / f"output-{output.id}.part"
+    spool.parent.mkdir()
+    spool.write_bytes(old[:100_000])
+    meta = {"content_type": "image/png", "total": len(old), "url": f"{AUROUS}/o/old"}
+    spool.with_name(spool.name + ".meta").write_text(json.dumps(meta))
+    requests: Counter[str] = Counter()
+
+    await receiver.archiver(_honours_range(new, requests)).run_until_idle()
+
+    [output] = await receiver.outputs("img_moved")
+    assert await _archived_truly(receiver, output, new), output
+    assert requests == {"whole": 1}
+
+
 async def test_a_410_while_aurous_cannot_be_asked_for_a_fresh_url_is_tried_again(
     receiver: _Receiver,
 ) -> None:
