@@ -140,6 +140,10 @@ def _at_most(most: int) -> Callable[[str], int]:
     return lambda raw: _positive_int(raw, most)
 
 
+def _float_at_most(most: float) -> Callable[[str], float]:
+    return lambda raw: _positive_float(raw, most)
+
+
 def _version(raw: str) -> str:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
         raise SettingsError("must be a date, as Aurous versions are (e.g. 2026-05-15)")
@@ -187,8 +191,8 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "max_body_bytes": ("RECEIVER_MAX_BODY_BYTES", _at_most(2**31 - 1)),
     "output_ttl_s": ("RECEIVER_OUTPUT_TTL_S", _at_most(_YEAR_S)),
     "poll_budget_per_min": ("RECEIVER_POLL_BUDGET_PER_MIN", _positive_int),
-    "tick_s": ("RECEIVER_TICK_S", _positive_float),
-    "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _positive_float),
+    "tick_s": ("RECEIVER_TICK_S", _float_at_most(_YEAR_S)),
+    "sweep_interval_s": ("RECEIVER_SWEEP_INTERVAL_S", _float_at_most(_YEAR_S)),
     "archive_concurrency": ("RECEIVER_ARCHIVE_CONCURRENCY", _positive_int),
     "max_output_bytes": ("RECEIVER_MAX_OUTPUT_BYTES", _at_most(2**50)),
     "lease_s": ("RECEIVER_LEASE_S", _at_most(_YEAR_S)),
@@ -199,13 +203,13 @@ _ENV_FIELDS: dict[str, tuple[str, Any]] = {
     "link_ttl_s": ("RECEIVER_LINK_TTL_S", _at_most(_WEEK_S)),
     "destination_disable_after_s": ("RECEIVER_DESTINATION_DISABLE_AFTER_S", _at_most(_YEAR_S)),
     "event_retention_days": ("RECEIVER_EVENT_RETENTION_DAYS", _at_most(36_500)),
-    "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _positive_float),
+    "relay_retry_scale": ("RECEIVER_RELAY_RETRY_SCALE", _float_at_most(100)),
     "session_ttl_s": ("RECEIVER_SESSION_TTL_S", _at_most(_YEAR_S)),
     "cookie_secure": ("RECEIVER_COOKIE_SECURE", _bool),
     "max_connections": ("RECEIVER_MAX_CONNECTIONS", _positive_int),
     "max_header_bytes": ("RECEIVER_MAX_HEADER_BYTES", _positive_int),
-    "header_timeout_s": ("RECEIVER_HEADER_TIMEOUT_S", _positive_float),
-    "body_timeout_s": ("RECEIVER_BODY_TIMEOUT_S", _positive_float),
+    "header_timeout_s": ("RECEIVER_HEADER_TIMEOUT_S", _float_at_most(_YEAR_S)),
+    "body_timeout_s": ("RECEIVER_BODY_TIMEOUT_S", _float_at_most(_YEAR_S)),
     "keepalive_s": ("RECEIVER_KEEPALIVE_S", _at_most(_YEAR_S)),
     "body_buffer_bytes": ("RECEIVER_BODY_BUFFER_BYTES", _positive_int),
 }

@@ -66,3 +66,13 @@ def test_durations() -> None:
     assert parse_duration("7d") == 604800
     with pytest.raises(SettingsError):
         parse_duration("soon")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RECEIVER_RELAY_RETRY_SCALE", "1e9"), ("RECEIVER_SWEEP_INTERVAL_S", "1e9")],
+)
+def test_scales_and_intervals_are_bounded_too(name: str, value: str) -> None:
+    """A retry scale of 1e9 put the next push attempt past year 9999: an OverflowError."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
