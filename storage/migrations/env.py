@@ -1,9 +1,11 @@
 """Alembic environment: uses a connection handed over by `storage.migrate`, or else the URL
-from `-x url=…`, `sqlalchemy.url`, or the service settings (RECEIVER_DATABASE_URL)."""
+from `-x url=…`, `sqlalchemy.url`, or RECEIVER_DATABASE_URL. (`aurous-receiver migrate` knows
+the service's own defaults; storage does not read the service's settings.)"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Literal
 
 from alembic import context
@@ -20,11 +22,12 @@ def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
-    if url:
-        return url
-    from receiver.settings import Settings  # the CLI path: same defaults as the service
-
-    return Settings.from_env().database_url
+    url = url or os.environ.get("RECEIVER_DATABASE_URL", "").strip()
+    if not url:
+        raise SystemExit(
+            "no database: pass -x url=…, set RECEIVER_DATABASE_URL, or run `aurous-receiver migrate`"
+        )
+    return url
 
 
 def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
