@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +67,29 @@ async def deliver(client: Client, job_id: str, **fields: Any) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def test_an_output_that_claims_to_be_a_page_is_served_as_an_inert_download(
-    tmp_path: Path, sqlite_url: str
-) -> None:
+@asynccontextmanager
+async def archived(
+    tmp_path: Path, sqlite_url: str, job_id: str, names: list[str]
+) -> AsyncIterator[Client]:
+    """A receiver that has archived these outputs of the hostile upstream as `job_id`'s."""
     with live_server(Litestar([hostile_output])) as upstream:
         settings = make_settings(tmp_path / "data", sqlite_url, aurous_base_url=upstream.url)
         async with admin_client(settings) as client:
-            urls = [f"{upstream.url}/o/{name}" for name in HOSTILE]
-            await deliver(client, "img_hostile", output_urls=urls)
+            urls = [f"{upstream.url}/o/{name}" for name in names]
+            await deliver(client, job_id, output_urls=urls)
             await client.app.state.runtime.archiver.run_until_idle()
-            served = [await client.get(f"/jobs/img_hostile/outputs/{n}") for n in range(3)]
-            for digits in ("9" * 5000, "²"):
-                raw = f"bytes={digits}-".encode()
-                ranged = await client.get("/jobs/img_hostile/outputs/2", headers={"Range": raw})
-                assert ranged.status_code in (200, 416), ranged.text
+            yield client
+
+
+async def test_an_output_that_claims_to_be_a_page_is_served_as_an_inert_download(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with archived(tmp_path, sqlite_url, "img_hostile", list(HOSTILE)) as client:
+        served = [await client.get(f"/jobs/img_hostile/outputs/{n}") for n in range(3)]
+        for digits in ("9" * 5000, "²"):
+            raw = f"bytes={digits}-".encode()
+            ranged = await client.get("/jobs/img_hostile/outputs/2", headers={"Range": raw})
+            assert ranged.status_code in (200, 416), ranged.text
 
     for answer in served:
         assert answer.status_code == 200, answer.text
@@ -96,18 +107,12 @@ async def test_an_archived_output_whose_bytes_left_the_store_is_a_clear_404(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     """The headers went out before the store was read: a 200 whose body broke off."""
-    with live_server(Litestar([hostile_output])) as upstream:
-        settings = make_settings(tmp_path / "data", sqlite_url, aurous_base_url=upstream.url)
-        async with admin_client(settings) as client:
-            await deliver(client, "img_vanished", output_urls=[f"{upstream.url}/o/plain.png"])
-            await client.app.state.runtime.archiver.run_until_idle()
-            for blob in (tmp_path / "data" / "media").rglob("*"):
-                if blob.is_file():
-                    blob.unlink()
-            whole = await client.get("/jobs/img_vanished/outputs/0")
-            ranged = await client.get(
-                "/jobs/img_vanished/outputs/0", headers={"Range": "bytes=1-5"}
-            )
+    async with archived(tmp_path, sqlite_url, "img_vanished", ["plain.png"]) as client:
+        for blob in (tmp_path / "data" / "media").rglob("*"):
+            if blob.is_file():
+                blob.unlink()
+        whole = await client.get("/jobs/img_vanished/outputs/0")
+        ranged = await client.get("/jobs/img_vanished/outputs/0", headers={"Range": "bytes=1-5"})
 
     for answer in (whole, ranged):
         assert answer.status_code == 404, answer.text

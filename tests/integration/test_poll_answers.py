@@ -32,16 +32,21 @@ class _AnswersNoGeneration:
         raise GenerationError("not a GenerationResponse: Object missing required field `id`")
 
 
+async def _running_for_an_hour(db: Database, aurous: Any, job_id: str) -> JobTracker:
+    """A tracker asking `aurous`, and a job created here an hour ago that is due a poll."""
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    running = generation(job_id, "processing", created_at=an_hour_ago.isoformat())
+    generated = decode_generation(json.dumps(running).encode())
+    await tracker.observe([Observation(generated, Source.API, an_hour_ago)])
+    return tracker
+
+
 async def test_a_poll_answered_with_no_generation_is_tried_again_later(db_url: str) -> None:
     db = Database(db_url)
     aurous: Any = _AnswersNoGeneration()
-    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
-    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    running = generation("img_badly_answered", "processing", created_at=an_hour_ago.isoformat())
     try:
-        await tracker.observe(
-            [Observation(decode_generation(json.dumps(running).encode()), Source.API, an_hour_ago)]
-        )
+        tracker = await _running_for_an_hour(db, aurous, "img_badly_answered")
         polls = Reconciler(Replica(db, tracker, "replica-a"), aurous)
 
         first = await polls.poll_due()
@@ -105,13 +110,8 @@ async def test_a_poll_answered_about_another_job_backs_off_and_adopts_nothing(
     whole GET budget on it."""
     db = Database(db_url)
     aurous: Any = _AnswersAboutAnotherJob()
-    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
-    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    running = generation("img_asked", "processing", created_at=an_hour_ago.isoformat())
     try:
-        await tracker.observe(
-            [Observation(decode_generation(json.dumps(running).encode()), Source.API, an_hour_ago)]
-        )
+        tracker = await _running_for_an_hour(db, aurous, "img_asked")
         report = await asyncio.wait_for(
             Reconciler(Replica(db, tracker, "replica-a"), aurous).poll_due(), timeout=10
         )
@@ -143,23 +143,31 @@ class _ListsJobs:
         return decoded, more, str(start + limit) if more else None
 
 
+def _a_minute_apart(prefix: str, count: int) -> list[dict[str, Any]]:
+    """Succeeded jobs, newest first, created a minute apart up to now."""
+    now = datetime.now(UTC)
+    return [
+        generation(
+            f"{prefix}{n:02d}", "succeeded", created_at=(now - timedelta(minutes=n)).isoformat()
+        )
+        for n in range(count)
+    ]
+
+
+def _sweeper(
+    db: Database, aurous: Any, config: ReconcileConfig, owner: str = "replica-a"
+) -> Reconciler:
+    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    return Reconciler(Replica(db, tracker, owner), aurous, config)
+
+
 @pytest.mark.parametrize("empty_page", [False, True])
 async def test_a_sweep_cut_short_leaves_no_job_behind(db_url: str, empty_page: bool) -> None:
     """A sweep stopped by its page limit (or by an empty page that says more follow) did not
     read the older jobs: the next sweeps still reach them."""
-    now = datetime.now(UTC)
-    jobs = [
-        generation(
-            f"img_swept{n:02d}", "succeeded", created_at=(now - timedelta(minutes=n)).isoformat()
-        )
-        for n in range(30)
-    ]
     db = Database(db_url)
-    aurous: Any = _ListsJobs(jobs, empty_page)
-    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
-    sweeps = Reconciler(
-        Replica(db, tracker, "replica-a"), aurous, ReconcileConfig(page_size=5, max_pages=3)
-    )
+    aurous: Any = _ListsJobs(_a_minute_apart("img_swept", 30), empty_page)
+    sweeps = _sweeper(db, aurous, ReconcileConfig(page_size=5, max_pages=3))
     try:
         for _ in range(12):
             await sweeps.sweep()
@@ -173,15 +181,10 @@ async def test_a_sweep_cut_short_leaves_no_job_behind(db_url: str, empty_page: b
 async def test_one_sweep_an_interval_among_replicas_and_a_manual_one_regardless(
     db_url: str,
 ) -> None:
-    now = datetime.now(UTC)
-    jobs = [generation(f"img_once{n}", "succeeded", created_at=now.isoformat()) for n in range(3)]
     db = Database(db_url)
-    aurous: Any = _ListsJobs(jobs)
-    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
+    aurous: Any = _ListsJobs(_a_minute_apart("img_once", 3))
     every = ReconcileConfig(sweep_every=timedelta(minutes=1))
-    first, second = (
-        Reconciler(Replica(db, tracker, owner), aurous, every) for owner in ("replica-a", "b")
-    )
+    first, second = (_sweeper(db, aurous, every, owner) for owner in ("replica-a", "replica-b"))
     try:
         swept = await first.sweep()
         skipped = await second.sweep()
@@ -197,19 +200,9 @@ async def test_a_resume_cursor_aurous_no_longer_knows_starts_the_sweep_over(
 ) -> None:
     """A walk cut short keeps where it stopped; when Aurous then refuses that cursor (the job
     was pruned), the next sweep starts from the top instead of failing on it forever."""
-    now = datetime.now(UTC)
-    jobs = [
-        generation(
-            f"img_gone{n:02d}", "succeeded", created_at=(now - timedelta(minutes=n)).isoformat()
-        )
-        for n in range(12)
-    ]
     db = Database(db_url)
-    aurous: Any = _ListsJobs(jobs)
-    tracker = JobTracker(db, output_ttl_s=86_400, aurous=aurous)
-    sweeps = Reconciler(
-        Replica(db, tracker, "replica-a"), aurous, ReconcileConfig(page_size=5, max_pages=1)
-    )
+    aurous: Any = _ListsJobs(_a_minute_apart("img_gone", 12))
+    sweeps = _sweeper(db, aurous, ReconcileConfig(page_size=5, max_pages=1))
     list_generations = aurous.list_generations
 
     async def refusing_the_cursor(**kwargs: Any) -> Any:
