@@ -119,15 +119,10 @@ class Reconciler:
         walk = resume or _Walk()
         followed: set[str] = set()
         for _ in range(self._config.max_pages):
-            try:
-                page, has_more, next_cursor = await self._aurous.list_generations(
-                    starting_after=walk.cursor, limit=self._config.page_size
-                )
-            except AurousError as error:
-                if walk.cursor is None or error.retryable:
-                    raise
-                log.warning("sweep: no page after %s (%s); from the top next", walk.cursor, error)
+            listed = await self._page_after(walk.cursor)
+            if listed is None:
                 return walk.ending(False)  # a cursor Aurous no longer knows
+            page, has_more, next_cursor = listed
             report.pages += 1
             if not page:
                 if not has_more:
@@ -149,6 +144,20 @@ class Reconciler:
             if not force and not await self._hold_sweep():
                 return None  # a long walk whose lease another replica took: it sweeps now
         return walk  # cut by the page limit: the next sweep goes on from here
+
+    async def _page_after(
+        self, cursor: str | None
+    ) -> tuple[list[GenerationResponse], bool, str | None] | None:
+        """The list's page after `cursor`; None if Aurous refuses the cursor for good."""
+        try:
+            return await self._aurous.list_generations(
+                starting_after=cursor, limit=self._config.page_size
+            )
+        except AurousError as error:
+            if cursor is None or error.retryable:
+                raise
+            log.warning("sweep: no page after %s (%s); from the top next", cursor, error)
+            return None
 
     async def _observe(
         self, generations: Sequence[GenerationResponse], report: SweepReport
