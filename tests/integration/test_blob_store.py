@@ -100,13 +100,11 @@ async def test_a_type_an_output_cannot_be_is_stored_as_an_opaque_attachment(
 ) -> None:
     """A presigned link is answered by the bucket with the stored headers: an HTML "output"
     must not render there."""
-    if backend.name == "local":
-        pytest.skip("a local store keeps no types: the service serves it, as an attachment")
     path, sha = write(tmp_path, b"<script>alert(document.domain)</script>")
     await backend.store.put_file(path, sha, "text/html")
-    assert await backend.store.head(sha) == BlobInfo(
-        path.stat().st_size, "application/octet-stream"
-    )
+    # a local store keeps no type at all: only the service serves it, as an attachment
+    stored = None if backend.name == "local" else "application/octet-stream"
+    assert await backend.store.head(sha) == BlobInfo(path.stat().st_size, stored)
     if backend.moto is not None:
         url = await backend.store.signed_url(sha, timedelta(minutes=5))
         assert url is not None
