@@ -103,6 +103,19 @@ async def test_an_output_that_claims_to_be_a_page_is_served_as_an_inert_download
     assert "content-disposition" not in png.headers
 
 
+async def test_an_output_the_client_holds_already_is_a_304(tmp_path: Path, sqlite_url: str) -> None:
+    """Its bytes never change (the ETag is their sha256): a browser revalidating its cached
+    preview gets no body again."""
+    async with archived(tmp_path, sqlite_url, "img_cached", ["plain.png"]) as client:
+        first = await client.get("/jobs/img_cached/outputs/0")
+        etag = first.headers["etag"]
+        again = await client.get("/jobs/img_cached/outputs/0", headers={"If-None-Match": etag})
+        other = await client.get("/jobs/img_cached/outputs/0", headers={"If-None-Match": '"x"'})
+
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert other.status_code == 200 and other.content == first.content
+
+
 async def test_an_archived_output_whose_bytes_left_the_store_is_a_clear_404(
     tmp_path: Path, sqlite_url: str
 ) -> None:
