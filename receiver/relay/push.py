@@ -46,6 +46,11 @@ RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 _RETRY_AFTER_CAP_S = 36000.0
 
+_NO_SECRET = (
+    "not sent: no signing secret of this destination opens with this master key; "
+    "rotate it (`aurous-receiver destinations rotate-secret ID --grace 0`)"
+)
+
 
 @dataclass(frozen=True)
 class PushConfig:
@@ -239,9 +244,12 @@ class Pusher:
             self._replica.keep_lease(gateway.extend_push_lease, claimed.push.id)
         )
         try:
-            body = await render(claimed.event, self._links)
             keys = secrets.get(claimed.destination.id, [])
-            answer = await self._send(claimed, body, keys)
+            if keys:
+                body = await render(claimed.event, self._links)
+                answer = await self._send(claimed, body, keys)
+            else:  # never unsigned: the app could not tell it from a forgery
+                answer = Answer.failure(_NO_SECRET)
         except Exception as exc:  # a bug must not stop the other pushes
             log.exception("pushing %s failed", claimed.event.id)
             answer = Answer.failure(f"internal error: {exc!r}")

@@ -299,3 +299,25 @@ async def test_a_destination_removed_while_a_job_change_fans_out_fails_neither(
         assert await relay.pushes() == []
     finally:
         await db.dispose()
+
+
+async def test_a_destination_whose_secret_this_key_cannot_open_gets_nothing_unsigned(
+    relay: _Relay, servers: list[DestinationServer]
+) -> None:
+    """A secret an earlier release sealed under another master key is left out: the push is
+    not sent unsigned (the app could not tell it from a forgery); the attempt says why."""
+    app = DestinationApp()
+    server = _serve(servers, app)
+    elsewhere = DestinationStore(relay.db, SecretBox(b"o" * 32))
+    created = await elsewhere.add(NewDestination(server.url + "/hooks"))
+    await relay.tell("img_unsigned")
+    pusher = relay.pusher()
+
+    outcome = await pusher.run_until_idle()
+    await pusher.stop()
+
+    attempts = await relay.db.read(
+        lambda conn: gateway.list_push_attempts(conn, created.id, before_id=None, limit=10)
+    )
+    assert app.received == [] and outcome.delivered == 0
+    assert attempts and "no signing secret" in (attempts[0].error or "")
