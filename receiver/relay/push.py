@@ -47,8 +47,9 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 _RETRY_AFTER_CAP_S = 36000.0
 
 _NO_SECRET = (
-    "not sent: no signing secret of this destination opens with this master key; "
-    "rotate it (`aurous-receiver destinations rotate-secret ID --grace 0`)"
+    "no signing secret of this destination opens with this master key, so nothing is sent "
+    "unsigned: rotate its secret (`aurous-receiver destinations rotate-secret ID --grace 0`), "
+    "then enable it; it gets what it missed"
 )
 
 
@@ -290,8 +291,8 @@ class Pusher:
         kept = [r for r in results if r.claimed.push.id in owned]
         gateway.record_push_attempts(conn, [r.attempt() for r in kept])
         for destination_id in sorted({r.claimed.destination.id for r in kept}):
-            ok = any(r.answer.delivered for r in kept if r.claimed.destination.id == destination_id)
-            self._judge_destination(conn, destination_id, ok, kept[0].at)
+            answers = [r.answer for r in kept if r.claimed.destination.id == destination_id]
+            self._judge_destination(conn, destination_id, answers, kept[0].at)
         return [
             (r, outcomes[r.claimed.push.id][0] if r.claimed.push.id in owned else None)
             for r in results
@@ -307,10 +308,17 @@ class Pusher:
         return "retry", PushFinish(next_attempt_at=now + timedelta(seconds=delay))
 
     def _judge_destination(
-        self, conn: Connection, destination_id: str, ok: bool, now: datetime
+        self, conn: Connection, destination_id: str, answers: Sequence[Answer], now: datetime
     ) -> None:
         """A success clears the failing streak; a destination failing without one for too long
-        is disabled, visibly."""
+        is disabled, visibly. One whose secret cannot be opened here is disabled at once: that
+        is ours to mend, and its pushes wait, not spend their attempts."""
+        if any(answer.error == _NO_SECRET for answer in answers):
+            gateway.switch_destination(
+                conn, destination_id, enabled=False, reason=_NO_SECRET, at=now
+            )
+            return
+        ok = any(answer.delivered for answer in answers)
         gateway.record_destination_answer(conn, destination_id, ok=ok, at=now)
         destination = None if ok else gateway.get_destination(conn, destination_id)
         if destination is None or destination.state != DestinationState.ENABLED:
@@ -318,8 +326,16 @@ class Pusher:
         since = destination.failing_since or now
         if now - since >= self._config.disable_after:
             reason = f"every push failed since {since.isoformat()} (no success for {now - since})"
-            gateway.switch_destination(conn, destination_id, enabled=False, reason=reason, at=now)
-            log.warning("destination %s disabled: %s", destination_id, reason)
+            cutoff = now - self._config.disable_after
+            if gateway.switch_destination(
+                conn,
+                destination_id,
+                enabled=False,
+                reason=reason,
+                at=now,
+                failing_since_before=cutoff,
+            ):
+                log.warning("destination %s disabled: %s", destination_id, reason)
 
     async def stop(self) -> None:
         if self._running is not None and not self._running.done():

@@ -103,19 +103,28 @@ def edit_destination(
 
 
 def switch_destination(
-    conn: Connection, destination_id: str, *, enabled: bool, reason: str | None, at: datetime
+    conn: Connection,
+    destination_id: str,
+    *,
+    enabled: bool,
+    reason: str | None,
+    at: datetime,
+    failing_since_before: datetime | None = None,
 ) -> bool:
-    """Enabled is a fresh start: the failures before were another story. Disabled says why."""
+    """Enabled is a fresh start: the failures before were another story. Disabled says why.
+    With `failing_since_before`, only an enabled destination failing since before then is
+    disabled, checked in the same statement (an operator may have just enabled it)."""
+    d = DESTINATION.c
     values: dict[str, object] = (
         {"state": DestinationState.ENABLED, "disabled_reason": None, "failing_since": None}
         if enabled
         else {"state": DestinationState.DISABLED, "disabled_reason": reason}
     )
-    stmt = (
-        update(DESTINATION)
-        .where(DESTINATION.c.id == destination_id)
-        .values(**values, updated_at=at)
-    )
+    stmt = update(DESTINATION).where(d.id == destination_id).values(**values, updated_at=at)
+    if failing_since_before is not None:
+        stmt = stmt.where(
+            d.state == DestinationState.ENABLED, d.failing_since <= failing_since_before
+        )
     return conn.execute(stmt).rowcount == 1
 
 

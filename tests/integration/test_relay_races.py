@@ -304,20 +304,24 @@ async def test_a_destination_removed_while_a_job_change_fans_out_fails_neither(
 async def test_a_destination_whose_secret_this_key_cannot_open_gets_nothing_unsigned(
     relay: _Relay, servers: list[DestinationServer]
 ) -> None:
-    """A secret an earlier release sealed under another master key is left out: the push is
-    not sent unsigned (the app could not tell it from a forgery); the attempt says why."""
+    """A secret an earlier release sealed under another master key is left out: nothing is
+    sent unsigned (the app could not tell it from a forgery). The destination is disabled
+    with the reason, its pushes wait, and once its secret is rotated and it is enabled, it
+    gets what it missed."""
     app = DestinationApp()
     server = _serve(servers, app)
     elsewhere = DestinationStore(relay.db, SecretBox(b"o" * 32))
     created = await elsewhere.add(NewDestination(server.url + "/hooks"))
     await relay.tell("img_unsigned")
-    pusher = relay.pusher()
+    pusher = relay.pusher(retry_scale=1e-6)
 
-    outcome = await pusher.run_until_idle()
+    await pusher.run_until_idle()
+    stopped = await relay.destinations.get(created.id)
+    rotated = await relay.destinations.rotate_secret(created.id, timedelta(0))
+    app.secrets.append(rotated.secret)
+    await relay.destinations.change(created.id, DestinationChange(enabled=True))
+    await pusher.run_until_idle()
     await pusher.stop()
 
-    attempts = await relay.db.read(
-        lambda conn: gateway.list_push_attempts(conn, created.id, before_id=None, limit=10)
-    )
-    assert app.received == [] and outcome.delivered == 0
-    assert attempts and "no signing secret" in (attempts[0].error or "")
+    assert stopped.state == "disabled" and "no signing secret" in (stopped.disabled_reason or "")
+    assert len(app.received) == 1 and await relay.pushes() == [("delivered", 2)]
