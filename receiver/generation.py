@@ -32,9 +32,6 @@ MAX_CREDITS = 1e9  # per job: far above any price, and its micro-credits sum saf
 MAX_OUTPUTS = 100  # per job: Aurous makes a handful; more is not an output list
 _YEARS = range(1970, 3000)  # a date outside is not a date Aurous meant
 JOB_ID_PATTERN = re.compile(r"^(img|vid)_[A-Za-z0-9]{1,190}$")
-# Much looser than the documented `img_<ULID>`, but every job is addressed as /jobs/{id}: no
-# / ? # % or white space, that a link would have to encode and a router would read otherwise.
-_ADDRESSABLE_ID = re.compile(r"^(?!\.\.?$)[^/?#%\s]+$")
 _KIND_BY_PREFIX = {"img_": JobKind.IMAGE, "vid_": JobKind.VIDEO}
 
 log = logging.getLogger(__name__)
@@ -120,12 +117,8 @@ def decode_generation_list(body: bytes) -> tuple[list[GenerationResponse], bool,
 def _check_generation(generation: GenerationResponse) -> None:
     """Refuse what storage cannot hold or what is not plausibly Aurous's; make free text
     storable (PostgreSQL text holds no NUL)."""
-    job_id = generation.id
-    if len(job_id) > MAX_ID_LENGTH or not job_id.isprintable() or not _ADDRESSABLE_ID.match(job_id):
-        raise GenerationError(
-            "generation id is empty, too long, not printable, or holds a character a URL path "
-            "cannot carry as it is (/ ? # % or white space)"
-        )
+    if not generation.id or len(generation.id) > MAX_ID_LENGTH or not generation.id.isprintable():
+        raise GenerationError("generation id is empty, too long or not printable")
     status = generation.status
     if not status or len(status) > 64 or not status.isprintable():
         raise GenerationError("generation status is empty, too long or not printable")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
 from litestar import Request
 from litestar.openapi.plugins import RapidocRenderPlugin
@@ -84,9 +85,19 @@ def _jinja_engine(directory: Path) -> JinjaTemplateEngine:
         loader=FileSystemLoader(directory), autoescape=select_autoescape(default=True)
     )
     environment.filters.update(
-        when=_when, credits=_credits, filesize=_filesize, runway_days=runway_days_text
+        when=_when,
+        credits=_credits,
+        filesize=_filesize,
+        runway_days=runway_days_text,
+        segment=_segment,
     )
     return JinjaTemplateEngine.from_environment(environment)
+
+
+def _segment(value: Any) -> str:
+    """One path segment of a link: every / ? # % and space encoded, so an id from outside
+    can neither point elsewhere (`../`) nor end the path early."""
+    return quote(str(value), safe="")
 
 
 def _when(value: Any) -> Markup | str:

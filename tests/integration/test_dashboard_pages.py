@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -142,3 +143,19 @@ async def test_the_duplicate_tab_says_how_many_copies_came(sqlite_client: Client
     await log_in(sqlite_client)
     page = (await sqlite_client.get("/dashboard/deliveries?status=duplicate")).text
     assert "+2 copies" in page and "img_twice" in page
+
+
+@pytest.mark.parametrize("job_id", ["img_a/b", "img_q?x=1#frag", "img_%2e%2e", "../../spend"])
+async def test_an_odd_job_id_is_tracked_and_its_link_leads_nowhere_else(
+    sqlite_client: Client, job_id: str
+) -> None:
+    """Aurous documents `img_<ULID>`, but a job is never refused for its id (its outputs must
+    be archived): its dashboard link encodes every / ? # and %, so it cannot point to
+    another page (`../`) or end early."""
+    body = endpoint_event(generation(job_id), event_id="evt_odd")
+    answer = await sqlite_client.post("/webhooks/aurous", content=body, headers=headers(body))
+    assert answer.json() == {"status": "accepted"}
+    await log_in(sqlite_client)
+    page = (await sqlite_client.get("/dashboard/jobs")).text
+    [link] = re.findall(r'href="/dashboard/jobs/([^"]+)">', page)
+    assert not set(link) & set("/?#") and unquote(link) == job_id
