@@ -257,8 +257,9 @@ class AurousClient:
     ) -> RawJson:
         """A page of the credit ledger (§8.2 contract (a), paged by `starting_after`) or, with
         `start_time`, of the usage event stream (contract (b), paged by an opaque `cursor`)."""
-        params = _list_params(starting_after, limit)
-        if start_time is not None:
+        if start_time is None:
+            params = _list_params(starting_after, limit)
+        else:
             params = {"start_time": _rfc3339(start_time), "limit": limit}
             if cursor:
                 params["cursor"] = cursor

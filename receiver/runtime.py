@@ -144,8 +144,8 @@ async def _check_sealed_secrets(db: Database, box: SecretBox) -> None:
     than it cannot is another key. Secrets the key does not open were sealed under a wrong key
     by an earlier release; they are left out (each says how to replace it)."""
     opened, unopened = await SecretStore(db, box).sealed_elsewhere()
-    opened_too, destinations = await DestinationStore(db, box).sealed_elsewhere()
-    if len(unopened) + len(destinations) > opened + opened_too:
+    opened_too, unopened_too = await DestinationStore(db, box).sealed_elsewhere()
+    if unopened + unopened_too > opened + opened_too:
         raise CryptoError(WRONG_MASTER_KEY)
 
 

@@ -241,17 +241,17 @@ class DestinationStore:
                 found.setdefault(row.destination_id, []).append(secret)
         return found
 
-    async def sealed_elsewhere(self) -> tuple[int, list[str]]:
-        """How many signing secrets this master key opens, and the destinations of those it
-        does not."""
+    async def sealed_elsewhere(self) -> tuple[int, int]:
+        """How many signing secrets this master key opens, and how many destinations have one
+        it does not."""
 
         def read(conn: Connection) -> list[DestinationSecretRecord]:
             ids = [d.id for d in gateway.list_destinations(conn)]
             return gateway.destination_secrets(conn, ids, utcnow())
 
         opened = [(row, self._open(row)) for row in await self._db.read(read)]
-        unopened = sorted({row.destination_id for row, secret in opened if secret is None})
-        return sum(1 for _, secret in opened if secret is not None), unopened
+        unopened = {row.destination_id for row, secret in opened if secret is None}
+        return sum(1 for _, secret in opened if secret is not None), len(unopened)
 
     def _open(self, row: DestinationSecretRecord) -> str | None:
         try:

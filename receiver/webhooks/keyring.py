@@ -184,11 +184,11 @@ class SecretStore:
     def _reload_done(self, _: asyncio.Future[Keyring]) -> None:
         self._reloading = None
 
-    async def sealed_elsewhere(self) -> tuple[int, tuple[int, ...]]:
-        """How many active secrets this master key opens, and the ids of those it does not."""
+    async def sealed_elsewhere(self) -> tuple[int, int]:
+        """How many active secrets this master key opens, and how many it does not."""
         rows = await self._db.read(lambda conn: gateway.list_secrets(conn, include_retired=False))
-        unopened = tuple(r.id for r in rows if self._open(r) is None)
-        return len(rows) - len(unopened), unopened
+        unopened = sum(1 for r in rows if self._open(r) is None)
+        return len(rows) - unopened, unopened
 
     async def _load(self) -> Keyring:
         rows = await self._db.read(lambda conn: gateway.list_secrets(conn, include_retired=False))
